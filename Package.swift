@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+// soundloc: real-time discriminative sounding-object localisation (DSOL) for single-board Linux.
+import PackageDescription
+
+// System libraries come from Debian's -dev packages (Tools/setup.sh installs them) through pkg-config.
+func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "soundloc",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "soundloc", targets: ["soundloc"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        // Edges: C libraries and the one C target for what Swift cannot import (macros, variadics, SIMD).
+        systemLibrary("CALSA", pkgConfig: "alsa", apt: "libasound2-dev"),
+        systemLibrary("CV4L2", pkgConfig: "libv4l2", apt: "libv4l-dev"),
+        systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        systemLibrary("CFFTW", pkgConfig: "fftw3f", apt: "libfftw3-dev"),
+        systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
+        .target(name: "CSoundlocShims", dependencies: ["CALSA"]),
+
+        // Layers, in the order data flows: capture -> features -> ... -> output.
+        .target(
+            name: "SoundlocCapture",
+            dependencies: ["CALSA", "CZlib", "CSoundlocShims", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "SoundlocFeatures", dependencies: ["CFFTW"]),
+        .target(name: "SoundlocEngine", dependencies: ["COpenBLAS", "CSoundlocShims"]),
+        .target(name: "SoundlocDSOL", dependencies: ["SoundlocEngine"]),
+        .target(name: "SoundlocOutput", dependencies: ["CZlib"]),
+        .executableTarget(
+            name: "soundloc",
+            dependencies: [
+                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
+
+        .testTarget(name: "SoundlocFeaturesTests", dependencies: ["SoundlocFeatures", "SoundlocCapture", "SoundlocOutput"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SoundlocCaptureTests", dependencies: ["SoundlocCapture"]),
+        .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
+        .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SoundlocCLITests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,20 @@
+// C helpers for what Swift cannot express: variadic callbacks, function-like macros, SIMD intrinsics.
+#ifndef SOUNDLOC_SHIMS_H
+#define SOUNDLOC_SHIMS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Routes alsa-lib's diagnostics (a variadic callback) into a per-thread buffer instead of stderr.
+void soundloc_alsa_capture_errors(void);
+/// The last alsa-lib diagnostic on this thread, or "" when there was none.
+const char *soundloc_alsa_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
