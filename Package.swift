@@ -23,7 +23,7 @@ let package = Package(
         systemLibrary("CALSA", pkgConfig: "alsa", apt: "libasound2-dev"),
         systemLibrary("CV4L2", pkgConfig: "libv4l2", apt: "libv4l-dev"),
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
-        systemLibrary("CFFTW", pkgConfig: "fftw3f", apt: "libfftw3-dev"),
+        systemLibrary("CFFTW", pkgConfig: "fftw3", apt: "libfftw3-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         .target(name: "CSoundlocShims", dependencies: ["CALSA"]),
 
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SoundlocCLITests", dependencies: []),
+        .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc"]),
     ],
     swiftLanguageModes: [.v5]
 )

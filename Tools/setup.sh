@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything soundloc needs to build, run and test on a Debian machine.
-# Idempotent: re-running skips what is already present. Must run as root (apt-get).
-#   Tools/setup.sh            system libraries + Python tooling for tests
-#   Tools/setup.sh --train    also the CPU build of PyTorch (trainer)
+# Installs what soundloc needs on a Debian machine. Idempotent: present packages are skipped.
+# Must run as root for apt-get (it says so and stops when it cannot).
+#   Tools/setup.sh           build and run: Debian's -dev libraries, pkg-config, ALSA tools
+#   Tools/setup.sh --test    also everything the tests use: pytest, librosa (reference features),
+#                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime
+#   Tools/setup.sh --train   the trainer's Python packages (same set as --test) for training runs
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/.." && pwd)"
-want_train=0
+want_python=0
 for arg in "$@"; do
   case "$arg" in
-    --train) want_train=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --test|--train) want_python=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
-say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 debian_packages=(
@@ -41,30 +41,27 @@ else
   say "Debian packages present"
 fi
 
-for pc in alsa libv4l2 openblas fftw3f zlib; do
+for pc in alsa libv4l2 openblas fftw3 zlib; do
   pkg-config --exists "$pc" || die "pkg-config cannot find '$pc' after install"
 done
 
 command -v swift >/dev/null || die "swift toolchain not on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)"
 command -v python3 >/dev/null || die "python3 not found"
 
-py_packages=(numpy scipy pytest)
-if ((want_train)); then
-  py_packages+=(safetensors)
-fi
-py_missing=()
-for p in "${py_packages[@]}"; do
-  python3 -c "import $p" 2>/dev/null || py_missing+=("$p")
-done
-if ((${#py_missing[@]})); then
-  say "installing Python packages: ${py_missing[*]}"
-  python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}" || die "pip install failed: ${py_missing[*]}"
-fi
-if ((want_train)); then
-  if ! python3 -c "import torch" 2>/dev/null; then
-    say "installing the CPU build of PyTorch (about 0.2 GB)"
-    python3 -m pip install -q --disable-pip-version-check "torch==2.13.0+cpu" \
-      || die "could not install torch==2.13.0+cpu"
+if ((want_python)); then
+  # pip name=import name; torch is pinned to the CPU build (plain `torch` would pull ~3 GB of CUDA).
+  py_packages=(numpy=numpy scipy=scipy pytest=pytest librosa=librosa soundfile=soundfile
+               safetensors=safetensors onnx=onnx onnxruntime=onnxruntime "torch==2.13.0+cpu=torch")
+  py_missing=()
+  for entry in "${py_packages[@]}"; do
+    python3 -c "import ${entry##*=}" 2>/dev/null || py_missing+=("${entry%=*}")
+  done
+  if ((${#py_missing[@]})); then
+    say "installing Python packages: ${py_missing[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}" \
+      || die "pip install failed for: ${py_missing[*]}"
+  else
+    say "Python packages present"
   fi
 fi
 say "ready ($(swift --version 2>/dev/null | head -1))"

@@ -7,6 +7,8 @@ struct Soundloc: ParsableCommand {
         commandName: "soundloc",
         abstract: "Which objects in view are sounding, and where: DSOL on a camera and a microphone.",
         subcommands: [
+            DemoCommand.self,
             FeaturesCommand.self,
+            BenchCommand.self,
         ])
 }
