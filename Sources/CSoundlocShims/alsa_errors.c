@@ -28,3 +28,7 @@ void soundloc_alsa_capture_errors(void) {
 const char *soundloc_alsa_last_error(void) {
     return last_error;
 }
+
+void soundloc_alsa_clear_error(void) {
+    last_error[0] = '\0';
+}

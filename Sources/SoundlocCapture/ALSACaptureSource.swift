@@ -292,7 +292,6 @@ private func alsaMessage(_ code: Int32) -> String {
 
 /// Forgets the last diagnostic so that a stale one is never blamed on a later call.
 private func clearAlsaDiagnostic() {
-    // The shim's buffer is a writable thread-local array exposed as const; emptying it in place avoids a new C entry point.
-    UnsafeMutablePointer(mutating: soundloc_alsa_last_error()).pointee = 0
+    soundloc_alsa_clear_error()
 }
 #endif

@@ -12,6 +12,8 @@ extern "C" {
 void soundloc_alsa_capture_errors(void);
 /// The last alsa-lib diagnostic on this thread, or "" when there was none.
 const char *soundloc_alsa_last_error(void);
+/// Forgets this thread's last alsa-lib diagnostic, so it is not blamed on a later call.
+void soundloc_alsa_clear_error(void);
 
 #ifdef __cplusplus
 }
