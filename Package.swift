@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // Edges: C libraries and the one C target for what Swift cannot import (macros, variadics, SIMD).
@@ -26,15 +27,24 @@ let package = Package(
         systemLibrary("CFFTW", pkgConfig: "fftw3", apt: "libfftw3-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         .target(name: "CSoundlocShims", dependencies: ["CALSA"]),
+        // int8/fp32 microkernels: a portable reference per operation plus AVX2 and NEON twins, picked at start-up.
+        .target(name: "CSoundlocKernels"),
 
         // Layers, in the order data flows: capture -> features -> ... -> output.
         .target(
             name: "SoundlocCapture",
             dependencies: ["CALSA", "CZlib", "CSoundlocShims", .product(name: "Logging", package: "swift-log")]),
         .target(name: "SoundlocFeatures", dependencies: ["CFFTW"]),
-        .target(name: "SoundlocEngine", dependencies: ["COpenBLAS", "CSoundlocShims"]),
+        .target(name: "SoundlocEngine", dependencies: ["COpenBLAS", "CSoundlocShims", "CSoundlocKernels"]),
         .target(name: "SoundlocDSOL", dependencies: ["SoundlocEngine"]),
-        .target(name: "SoundlocOutput", dependencies: ["CZlib"]),
+        .target(
+            name: "SoundlocOutput",
+            dependencies: [
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "soundloc",
             dependencies: [
@@ -50,6 +60,7 @@ let package = Package(
         .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),
         .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc"]),
     ],
     swiftLanguageModes: [.v5]

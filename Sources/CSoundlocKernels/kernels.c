@@ -1,0 +1,1 @@
+#include "soundloc_kernels.h"
