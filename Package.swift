@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Edges: C libraries and the one C target for what Swift cannot import (macros, variadics, SIMD).
@@ -45,10 +46,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(
+            name: "SoundlocPipeline",
+            dependencies: [
+                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "soundloc",
             dependencies: [
-                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput", "SoundlocPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -60,6 +68,7 @@ let package = Package(
         .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),
         .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc"]),
     ],
