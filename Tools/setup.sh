@@ -3,8 +3,9 @@
 # Must run as root for apt-get (it says so and stops when it cannot).
 #   Tools/setup.sh           build and run: Debian's -dev libraries, pkg-config, ALSA tools
 #   Tools/setup.sh --test    also everything the tests use: pytest, librosa (reference features),
-#                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime
-#   Tools/setup.sh --train   the trainer's Python packages (same set as --test) for training runs
+#                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime, QEMU and the
+#                            aarch64 cross tools, and the data-set builder's assets (Tools/dataset/install_assets.sh)
+#   Tools/setup.sh --train   the trainer's Python packages (same set as --test) and the data-set assets
 set -euo pipefail
 
 want_python=0
@@ -48,6 +49,28 @@ done
 command -v swift >/dev/null || die "swift toolchain not on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)"
 command -v python3 >/dev/null || die "python3 not found"
 
+# Test-only Debian packages: Tools/qemu/run-in-vm.sh boots Debian's kernel (vivid camera, snd-aloop) in QEMU;
+# Tools/kernels/test_arm.sh cross-builds the NEON kernels for aarch64 and runs them under qemu-user.
+test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils
+                      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+if [[ " $* " == *" --test "* ]]; then
+  test_missing=()
+  for p in "${test_debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || test_missing+=("$p")
+  done
+  if ((${#test_missing[@]})); then
+    [[ $(id -u) -eq 0 ]] || die "need root to install: ${test_missing[*]} (re-run with sudo)"
+    command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${test_missing[*]}"
+    say "installing Debian test packages: ${test_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed (network or mirror problem?)"
+    apt-get install -y -qq --no-install-recommends "${test_missing[@]}" >/dev/null \
+      || die "apt-get install failed for: ${test_missing[*]}"
+  else
+    say "Debian test packages present"
+  fi
+fi
+
 if ((want_python)); then
   # pip name=import name; torch is pinned to the CPU build (plain `torch` would pull ~3 GB of CUDA).
   py_packages=(numpy=numpy scipy=scipy pytest=pytest librosa=librosa soundfile=soundfile
@@ -63,5 +86,9 @@ if ((want_python)); then
   else
     say "Python packages present"
   fi
+fi
+if [[ " $* " == *" --test "* || " $* " == *" --train "* ]]; then
+  # The data-set builder's assets (soundfonts, drawings, photos); its tests and every training run need them.
+  "$(dirname "$0")/dataset/install_assets.sh" || die "data-set assets could not be installed"
 fi
 say "ready ($(swift --version 2>/dev/null | head -1))"
