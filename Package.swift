@@ -51,12 +51,16 @@ let package = Package(
             dependencies: [
                 "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(
+            name: "SoundlocEval",
+            dependencies: ["SoundlocCapture", "SoundlocFeatures", "SoundlocDSOL"]),
         .executableTarget(
             name: "soundloc",
             dependencies: [
-                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput", "SoundlocPipeline",
+                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput", "SoundlocPipeline", "SoundlocEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -69,6 +73,7 @@ let package = Package(
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline"]),
+        .testTarget(name: "SoundlocEvalTests", dependencies: ["SoundlocEval"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),
         .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc"]),
     ],
