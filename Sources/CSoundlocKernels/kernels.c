@@ -1,1 +1,0 @@
-#include "soundloc_kernels.h"
