@@ -10,5 +10,13 @@ struct Soundloc: ParsableCommand {
             DemoCommand.self,
             FeaturesCommand.self,
             BenchCommand.self,
-        ])
+            WatchCommand.self,
+            ServeFakeCommand.self,
+        ],
+        version: SoundlocVersion.release)
+}
+
+/// The release soundloc reports in its socket banner and `--version`.
+enum SoundlocVersion {
+    static let release = "0.1.0"
 }

@@ -1,0 +1,318 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SoundlocOutput
+
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Show live what a running soundloc reports: which objects are sounding, and where.",
+        discussion: """
+            Connects to the appliance's UNIX socket (docs/PROTOCOL.md), prints its banner, then one view per \
+            frame: on a terminal a block redrawn in place, otherwise one line per frame. Reconnects when the \
+            server goes away; Ctrl-C quits.
+            """)
+
+    @Option(help: "The appliance's socket.")
+    var socket = "/run/soundloc/soundloc.sock"
+
+    @Flag(help: "Subscribe to the maps too and draw the sounding-area map (terminal view).")
+    var maps = false
+
+    @Flag(help: "One line per frame even on a terminal.")
+    var plain = false
+
+    @Option(help: "Quit after this many frames (0: run until Ctrl-C).")
+    var frames = 0
+
+    func run() throws {
+        let stop = StopSignal.install([SIGINT, SIGTERM])
+        let view = WatchView(tty: !plain && isatty(STDOUT_FILENO) == 1, maps: maps)
+        defer { view.finish() }
+        var backoff = 0.25
+        var waitingSaid = false
+        var shown = 0
+        while !stop.requested {
+            let connection: WatchConnection
+            do {
+                connection = try WatchConnection(path: socket)
+            } catch {
+                if !waitingSaid { view.note("waiting for soundloc at \(socket) (\(error))…") }
+                waitingSaid = true
+                stop.sleep(backoff)
+                backoff = min(backoff * 2, 5)
+                continue
+            }
+            backoff = 0.25
+            waitingSaid = false
+            if maps { connection.send(Array("{\"class\":\"WATCH\",\"maps\":true}\n".utf8)) }
+            while !stop.requested {
+                let line: [UInt8]?
+                do { line = try connection.readLine(stop: stop) } catch { line = nil }
+                guard let line else { break }
+                guard let message = try? ServerMessage.decode(line) else {
+                    view.note("unreadable line: \(String(decoding: line.prefix(200), as: UTF8.self))")
+                    continue
+                }
+                switch message {
+                case let .version(banner): view.banner(banner)
+                case let .frame(frame):
+                    view.frame(frame)
+                    shown += 1
+                    if frames > 0, shown >= frames { return }
+                case let .status(status): view.status(status)
+                case let .error(error): view.note("server says: \(error.message)")
+                case .watch: break
+                case let .unknown(className, _): view.note("(ignoring a \(className) message)")
+                }
+            }
+            if !stop.requested { view.note("server went away; reconnecting…") }
+        }
+    }
+}
+
+/// A blocking line reader over a UNIX stream socket that wakes up regularly to notice Ctrl-C.
+final class WatchConnection {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: String(cString: strerror(errno))) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Failure(description: "socket path too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: message)
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// The next line, or nil when the server closed the connection or Ctrl-C was pressed.
+    func readLine(stop: StopSignal) throws -> [UInt8]? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            if stop.requested { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 200)
+            if ready < 0, errno == EINTR { continue }
+            guard ready > 0 else { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+}
+
+/// Ctrl-C and friends, noticed by polling a flag instead of dying mid-redraw.
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    var requested: Bool { lock.withLock { flag } }
+
+    func request() { lock.withLock { flag = true } }
+
+    /// Sleeps up to `seconds`, waking early when a stop is requested.
+    func sleep(_ seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !requested, Date() < deadline { usleep(20_000) }
+    }
+
+    static func install(_ signals: [Int32]) -> StopSignal {
+        let interrupt = StopSignal()
+        for number in signals {
+            signal(number, SIG_IGN)  // the dispatch source gets it instead of the default "terminate"
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { interrupt.request() }
+            source.resume()
+            interrupt.sources.append(source)
+        }
+        return interrupt
+    }
+}
+
+/// Renders protocol messages for a person: a redrawn block on a terminal, one line per frame otherwise.
+final class WatchView {
+    private let tty: Bool
+    private let maps: Bool
+    private var classes: [String] = []
+    private var drawnLines = 0
+    private var lastDraw: UInt64 = 0
+    private var lastStatus: String?
+
+    init(tty: Bool, maps: Bool) {
+        self.tty = tty
+        self.maps = maps
+        if tty { write("\u{1B}[?25l") }  // hide the cursor while redrawing
+    }
+
+    func finish() {
+        if tty { write("\u{1B}[?25h") }
+        fflush(stdout)
+    }
+
+    func banner(_ b: VersionMessage) {
+        classes = b.classes
+        note("soundloc \(b.release) (protocol \(b.protocolVersion)) · model \(b.model.name) \(b.model.checksum.prefix(19))… · "
+             + "\(b.classes.count) classes · maps \(b.mapSize.map(String.init).joined(separator: "×")) · "
+             + "image \(b.imageSize.map(String.init).joined(separator: "×"))")
+    }
+
+    func status(_ s: StatusMessage) {
+        let text = "\(s.time.dropFirst(11).prefix(8)) \(s.device.rawValue) \(s.state.rawValue)\(s.message.isEmpty ? "" : ": \(s.message)")"
+        if tty { lastStatus = text } else { note("status: \(text)") }
+    }
+
+    /// A line that stays: printed above the redrawn block.
+    func note(_ text: String) {
+        clearBlock()
+        write(text + "\n")
+    }
+
+    func frame(_ f: FrameMessage) {
+        guard tty else { return write(Self.line(f) + "\n") }
+        // A terminal does not need 25 redraws a second; about 12 keep it smooth without flicker.
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now - lastDraw >= 80_000_000 else { return }
+        lastDraw = now
+        // Lines that wrapped would take more rows than we move back up over, so cut them to the terminal width.
+        let width = Self.terminalColumns()
+        let block = Self.block(f, status: lastStatus, maps: maps).map { $0.count < width ? $0 : String($0.prefix(width - 1)) }
+        clearBlock()
+        write(block.joined(separator: "\n") + "\n")
+        drawnLines = block.count
+    }
+
+    private func clearBlock() {
+        guard tty, drawnLines > 0 else { return }
+        write("\u{1B}[\(drawnLines)A\r\u{1B}[J")
+        drawnLines = 0
+    }
+
+    private func write(_ text: String) {
+        fputs(text, stdout)
+        fflush(stdout)
+    }
+
+    private static func terminalColumns() -> Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 1 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    // MARK: Formatting
+
+    static func line(_ f: FrameMessage) -> String {
+        var parts = ["#\(f.seq)"]
+        if f.silence {
+            parts.append("silence")
+        } else if f.sounding.isEmpty {
+            parts.append("nothing sounding in view")
+        } else {
+            parts.append(f.sounding.map { "\($0.className) \(fmt($0.score))@(\(fmt($0.peak.first)),\(fmt($0.peak.last)))" }
+                .joined(separator: " "))
+        }
+        if !f.silentVisible.isEmpty { parts.append("silent: " + f.silentVisible.joined(separator: ",")) }
+        parts.append("audio: " + topAudio(f).map { "\($0.key) \(fmt($0.value))" }.joined(separator: " "))
+        parts.append(String(format: "%.1f ms", latency(f)))
+        if let area = f.maps?.soundingArea, let peak = area.indices.max(by: { area[$0] < area[$1] }) {
+            let side = SoundlocProtocol.mapSide
+            parts.append("area peak \(fmt(area[peak])) at (\(fmt((Double(peak % side) + 0.5) / Double(side))),"
+                         + "\(fmt((Double(peak / side) + 0.5) / Double(side))))")
+        }
+        if f.droppedFrames + f.droppedMessages + f.overruns > 0 {
+            parts.append("drops \(f.droppedFrames) frames/\(f.droppedMessages) msgs/\(f.overruns) overruns")
+        }
+        return parts.joined(separator: " | ")
+    }
+
+    static func block(_ f: FrameMessage, status: String?, maps: Bool) -> [String] {
+        var lines: [String] = []
+        let stages = f.latencyMs.sorted { $0.value > $1.value }.prefix(4).map { "\($0.key) \(String(format: "%.1f", $0.value))" }
+        lines.append("frame \(f.seq)  \(f.time.dropFirst(11))  latency \(String(format: "%.1f", latency(f))) ms"
+                     + (stages.isEmpty ? "" : " (\(stages.joined(separator: ", ")))"))
+        lines.append("drops: frames \(f.droppedFrames), messages \(f.droppedMessages), audio overruns \(f.overruns)")
+        lines.append("audio: " + topAudio(f).map { "\($0.key) \(fmt($0.value))" }.joined(separator: "   "))
+        if f.silence {
+            lines.append("sounding: — (silence)")
+        } else if f.sounding.isEmpty {
+            lines.append("sounding: — (nothing sounding in view)")
+        } else {
+            lines.append("sounding:")
+            let width = f.sounding.map(\.className.count).max() ?? 0
+            for s in f.sounding {
+                let name = s.className.padding(toLength: width, withPad: " ", startingAt: 0)
+                let box = s.box.count == 4 ? "box x \(fmt(s.box[0])) y \(fmt(s.box[1])) w \(fmt(s.box[2])) h \(fmt(s.box[3]))" : ""
+                lines.append("  \(name) \(bar(s.score, width: 20)) \(fmt(s.score))  peak (\(fmt(s.peak.first)), \(fmt(s.peak.last)))  \(box)")
+            }
+        }
+        lines.append("visible, silent: " + (f.silentVisible.isEmpty ? "—" : f.silentVisible.joined(separator: ", ")))
+        if let status { lines.append("last status: \(status)") }
+        if maps, let m = f.maps {
+            lines.append("sounding area (14×14):")
+            lines += heatmap(m.soundingArea)
+        } else if maps {
+            lines.append("(no maps in this frame)")
+        }
+        return lines
+    }
+
+    private static func topAudio(_ f: FrameMessage) -> [(key: String, value: Double)] {
+        Array(f.audio.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(3))
+    }
+
+    private static func latency(_ f: FrameMessage) -> Double {
+        f.publishNs >= f.captureNs ? Double(f.publishNs - f.captureNs) / 1e6 : 0
+    }
+
+    private static func fmt(_ x: Double?) -> String { String(format: "%.2f", x ?? 0) }
+
+    private static func bar(_ value: Double, width: Int) -> String {
+        let filled = max(0, min(width, Int((value * Double(width)).rounded())))
+        return String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+    }
+
+    /// Two characters per cell so the 14×14 map looks square in a terminal.
+    private static func heatmap(_ values: [Double]) -> [String] {
+        let side = SoundlocProtocol.mapSide
+        guard values.count == side * side else { return ["(map has \(values.count) values)"] }
+        let shades = Array(" .:-=+*#%@")
+        return (0..<side).map { row in
+            "  " + (0..<side).map { col -> String in
+                let v = max(0, min(1, values[row * side + col]))
+                let c = shades[min(shades.count - 1, Int(v * Double(shades.count)))]
+                return String(repeating: c, count: 2)
+            }.joined()
+        }
+    }
+}
