@@ -6,14 +6,14 @@ struct Soundloc: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "soundloc",
         abstract: "Which objects in view are sounding, and where: DSOL on a camera and a microphone.",
+        version: SoundlocVersion.release,
         subcommands: [
             DemoCommand.self,
             FeaturesCommand.self,
             BenchCommand.self,
             WatchCommand.self,
             ServeFakeCommand.self,
-        ],
-        version: SoundlocVersion.release)
+        ])
 }
 
 /// The release soundloc reports in its socket banner and `--version`.
