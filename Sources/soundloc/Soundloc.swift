@@ -11,6 +11,8 @@ struct Soundloc: ParsableCommand {
             DemoCommand.self,
             FeaturesCommand.self,
             BenchCommand.self,
+            DevicesCommand.self,
+            CaptureCheckCommand.self,
             WatchCommand.self,
             ServeFakeCommand.self,
         ])

@@ -3,6 +3,7 @@
 #define SOUNDLOC_SHIMS_H
 
 #include <stddef.h>
+#include "soundloc_v4l2.h"
 
 #ifdef __cplusplus
 extern "C" {

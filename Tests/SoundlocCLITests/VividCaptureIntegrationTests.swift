@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// Real V4L2 and ALSA capture without hardware: Tools/qemu/run-in-vm.sh boots Debian's kernel in QEMU
+/// with the vivid camera and the snd-aloop sound card and runs the built `soundloc capture-check` there.
+/// Takes about half a minute (plus a one-time ~70 MB kernel download); needs `Tools/setup.sh --test`.
+final class VividCaptureIntegrationTests: XCTestCase {
+    func testCaptureCheckInVMWithVividAndLoopbackCard() throws {
+        #if os(Linux) && arch(x86_64)
+        let missing = ["qemu-system-x86_64", "cpio", "apt-get"].filter { !Self.onPath($0) }
+            + (["/bin/busybox", "/usr/bin/busybox"].contains { FileManager.default.isExecutableFile(atPath: $0) } ? [] : ["busybox"])
+        guard missing.isEmpty else {
+            return XCTFail("\(missing.joined(separator: ", ")) not installed: run `sudo Tools/setup.sh --test` (the VM capture test needs them)")
+        }
+        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
+        let started = Date()
+        let result = try Self.run(script.path, [
+            CLI.executable.path, "capture-check", "--video", "/dev/video0", "--audio", "hw:Loopback,1,0",
+            "--frames", "30", "--seconds", "2", "--width", "640", "--height", "480", "--unplug-after", "10",
+        ], environment: ["SOUNDLOC_VM_TIMEOUT": "240"])
+        let elapsed = Date().timeIntervalSince(started)
+        let report = "run-in-vm.sh exited \(result.status) after \(Int(elapsed)) s; its output ends:\n"
+            + String(result.output.suffix(4000))
+
+        if result.status == 125 && result.output.contains("Tools/setup.sh --test") {
+            return XCTFail("the VM harness is missing a tool or the kernel package:\n\(report)")
+        }
+        XCTAssertEqual(result.status, 0, report)
+        XCTAssertTrue(result.output.contains("capture-check: OK"), report)
+        // Every requested frame, at the size asked for (vivid offers 640x480), as packed RGB24.
+        XCTAssertTrue(result.output.contains("capture-check: video frames=30 size=640x480 bytes=921600 "), report)
+        XCTAssertNotNil(result.output.range(of: #"content=\d+\.\.\d+ recoveries=1"#, options: .regularExpression), report)
+        // Two seconds of 16 kHz audio.
+        XCTAssertTrue(result.output.contains("capture-check: audio samples=32000 rate=16000 "), report)
+        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
+        print("VM capture check took \(Int(elapsed)) s")
+        #else
+        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
+        #endif
+    }
+
+    private static func onPath(_ tool: String) -> Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")
+        }
+    }
+
+    /// Runs a command with stdout and stderr merged, as a person watching the console would see them.
+    private static func run(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardInput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
