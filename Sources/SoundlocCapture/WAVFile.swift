@@ -148,6 +148,9 @@ public final class WAVFileSource: AudioSource {
         self.sampleRate = sampleRate
     }
 
+    /// Samples in the whole file.
+    public var sampleCount: Int { samples.count }
+
     public func read(maxFrames: Int) throws -> AudioBlock? {
         guard !isClosed else { throw AudioSourceError.closed }
         guard position < samples.count else { return nil }

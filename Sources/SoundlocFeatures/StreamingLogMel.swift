@@ -1,3 +1,5 @@
+import Foundation
+
 /// Log-mel windows from a continuous sample stream, each interior STFT frame computed once.
 ///
 /// A window of `windowSamples` samples starting at a hop-aligned sample index s has 201 frames: frames
@@ -106,6 +108,20 @@ public final class StreamingLogMel {
         (scratch + half).initialize(repeating: 0, count: config.fftSize - half)
         analyzer.analyze(scratch, into: out + (config.framesPerWindow - 1) * bands)
         applyFloor(output, topDB: config.topDB)
+    }
+
+    /// Loudness of the window of samples [end − windowSamples, end) in dB relative to full scale (RMS);
+    /// −inf for digital silence. The appliance's silence gate, since the maps do not go dark by themselves.
+    public func levelDBFS(endingAt end: Int64) throws -> Double {
+        guard let latest = latestWindowEnd, end <= latest, end >= earliestWindowEnd else {
+            throw LogMelError.windowUnavailable("no samples for a window ending at \(end)")
+        }
+        var sum = 0.0
+        for index in (end - Int64(config.windowSamples))..<end {
+            let sample = Double(samples[Int(index % Int64(sampleCapacity))])
+            sum += sample * sample
+        }
+        return 10 * log10(sum / Double(config.windowSamples))
     }
 
     private func frameRow(_ frame: Int64) -> UnsafeMutablePointer<Float> {

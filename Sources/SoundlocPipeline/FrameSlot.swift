@@ -40,6 +40,12 @@ public final class LatestSlot<Item>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// True once `close()` was called and the last item was taken.
+    public var isClosedAndEmpty: Bool {
+        condition.lock(); defer { condition.unlock() }
+        return closed && item == nil
+    }
+
     public var droppedCount: Int {
         condition.lock(); defer { condition.unlock() }
         return dropped

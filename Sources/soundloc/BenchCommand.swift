@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure latency of soundloc's stages (percentiles, optional JSON report).",
-        subcommands: [FeaturesBenchmark.self])
+        subcommands: [FeaturesBenchmark.self, EngineBenchmark.self, PipelineBenchmark.self])
 }
 
 /// Latency samples of one measured operation, summarised with HdrHistogram.

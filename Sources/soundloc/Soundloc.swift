@@ -9,10 +9,14 @@ struct Soundloc: ParsableCommand {
         version: SoundlocVersion.release,
         subcommands: [
             DemoCommand.self,
+            RunCommand.self,
             FeaturesCommand.self,
             BenchCommand.self,
             DevicesCommand.self,
             CaptureCheckCommand.self,
+            InspectCommand.self,
+            InferCommand.self,
+            EvalCommand.self,
             WatchCommand.self,
             ServeFakeCommand.self,
         ])

@@ -89,3 +89,14 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+final class StreamingLevelTests: XCTestCase {
+    func testLevelOfAFullScaleSineAndOfSilence() throws {
+        let stream = try StreamingLogMel()
+        stream.append([Float](repeating: 0, count: 16000))
+        XCTAssertEqual(try stream.levelDBFS(endingAt: 16000), -.infinity)
+        stream.append((0..<16000).map { Float(sin(2 * Double.pi * 1000 * Double($0) / 16000)) })
+        XCTAssertEqual(try stream.levelDBFS(endingAt: 32000), -3.0103, accuracy: 0.001)  // RMS of a sine is 1/√2
+        XCTAssertThrowsError(try stream.levelDBFS(endingAt: 32080))
+    }
+}

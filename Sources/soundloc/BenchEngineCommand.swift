@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import SoundlocDSOL
+import SoundlocEngine
+
+/// `soundloc bench engine`: fp32 latency of the two trunks and the full forward pass per
+/// OpenBLAS thread count, plus peak memory. (Registered by `BenchCommand`, not here.)
+struct EngineBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "fp32 engine latency (vision trunk, audio trunk, full forward) per thread count, and peak RSS.")
+
+    @Option(help: "fp32 model file (.safetensors).")
+    var model: String
+
+    @Option(help: "Comma-separated OpenBLAS thread counts to measure.")
+    var threads = "1,2"
+
+    @Option(help: "Timed iterations per measurement.")
+    var iterations = 50
+
+    @Option(help: "Untimed warm-up iterations per measurement.")
+    var warmup = 5
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    @Flag(help: "Also print each trunk's per-layer median time (1 thread).")
+    var layers = false
+
+    struct Report: Codable {
+        var model: String
+        var width: Int
+        var stages: [LatencySummary]
+        var peakRSSKiB: Int?
+        var rssKiB: Int?
+    }
+
+    func threadCounts() throws -> [Int] {
+        let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.count == threads.split(separator: ",").count, counts.allSatisfy({ (1...256).contains($0) }) else {
+            throw ValidationError("--threads must be a comma-separated list of counts in 1...256, e.g. 1,2")
+        }
+        return counts
+    }
+
+    func validate() throws {
+        _ = try threadCounts()
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+    }
+
+    func run() throws {
+        let loadStart = Date()
+        let dsol: DSOLModel
+        do { dsol = try DSOLModel(path: model, threads: 1) } catch let e as ModelFileError { throw ValidationError("\(model): \(e)") }
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        print(String(format: "model %@: width %d, %d classes, loaded in %.2f s", model, dsol.metadata.width,
+                     dsol.metadata.numClasses, loadSeconds))
+
+        var rng = SystemRandomNumberGenerator()
+        let image = (0..<dsol.imageCount).map { _ in Float.random(in: -2...2, using: &rng) }
+        let audio = (0..<dsol.audioCount).map { _ in Float.random(in: -80...0, using: &rng) }
+        var stages = [LatencySummary]()
+        image.withUnsafeBufferPointer { img in
+            audio.withUnsafeBufferPointer { aud in
+                for n in (try? threadCounts()) ?? [1] {
+                    BLASThreads.set(n)
+                    stages.append(LatencySummary.measure("vision trunk fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
+                        dsol.vision.forward(chw: img)
+                    })
+                    stages.append(LatencySummary.measure("audio trunk fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
+                        dsol.audio.forward(chw: aud)
+                    })
+                    stages.append(LatencySummary.measure("full forward fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
+                        _ = dsol.forward(image: img, audio: aud)
+                    })
+                }
+            }
+        }
+        BLASThreads.set(1)
+        if layers {
+            image.withUnsafeBufferPointer { _ = dsol.vision.forward(chw: $0) }
+            audio.withUnsafeBufferPointer { _ = dsol.audio.forward(chw: $0) }
+            for (name, trunk) in [("vision", dsol.vision), ("audio", dsol.audio)] {
+                let runs = (0..<max(3, min(iterations, 20))).map { _ in trunk.profile() }
+                print("\(name) trunk per layer, median of \(runs.count) runs (1 thread):")
+                var total = 0.0
+                for (i, layer) in runs[0].enumerated() {
+                    let times = runs.map { $0[i].seconds }.sorted()
+                    let median = times[times.count / 2]
+                    total += median
+                    print(String(format: "  %8.3f ms  %@", median * 1000, layer.layer))
+                }
+                print(String(format: "  %8.3f ms  total", total * 1000))
+            }
+        }
+        let status = Self.procStatus()
+        print(LatencySummary.header)
+        for s in stages { print(s.row) }
+        if let hwm = status["VmHWM"] { print("peak RSS (VmHWM): \(hwm / 1024) MiB") }
+        if let rss = status["VmRSS"] { print("RSS now: \(rss / 1024) MiB") }
+        if let json {
+            let report = Report(model: model, width: dsol.metadata.width, stages: stages,
+                                peakRSSKiB: status["VmHWM"], rssKiB: status["VmRSS"])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+    }
+
+    /// The kB-valued lines of /proc/self/status (VmHWM, VmRSS, ...), in KiB.
+    static func procStatus() -> [String: Int] {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return [:] }
+        var out = [String: Int]()
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
+            if parts.count == 3, parts[2] == "kB", let v = Int(parts[1]) { out[String(parts[0])] = v }
+        }
+        return out
+    }
+}

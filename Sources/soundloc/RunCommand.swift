@@ -1,0 +1,176 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import SoundlocCapture
+import SoundlocDSOL
+import SoundlocOutput
+import SoundlocPipeline
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the appliance: capture, localise, publish on the UNIX socket (Ctrl-C stops).",
+        discussion: """
+            Live: `soundloc run --config Firmware-Configs/raspberry-pi-5.yaml` captures the configured ALSA PCM and \
+            V4L2 camera. From files: add --audio CLIP.wav and --video (a folder of PNG/PPM frames, a .y4m stream, \
+            or one image) to replay them through the same pipeline, in real time (default) or --fast (every \
+            frame, as fast as possible). Options given on the command line override the config file.
+            """)
+
+    @Option(help: "Board configuration (YAML, see Firmware-Configs/).")
+    var config: String?
+
+    @Option(help: "Model file (overrides the config).")
+    var model: String?
+
+    @Option(help: "Replay this 16 kHz WAV instead of capturing audio.")
+    var audio: String?
+
+    @Option(help: "Replay frames from a folder of images, a .y4m file, or one still image instead of a camera.")
+    var video: String?
+
+    @Option(help: "Frame rate of --video when the file does not say.")
+    var fps = 25.0
+
+    @Flag(help: "With --audio/--video: process every frame in order as fast as possible instead of in real time.")
+    var fast = false
+
+    @Option(help: "Socket path (overrides the config); 'none' publishes nothing.")
+    var socket: String?
+
+    @Option(help: "Stop after this many processed frames.")
+    var frames: Int?
+
+    @Option(help: "Inference threads (overrides the config).")
+    var threads: Int?
+
+    @Flag(help: "Print one line per processed frame.")
+    var verbose = false
+
+    func validate() throws {
+        if (audio == nil) != (video == nil) { throw ValidationError("--audio and --video go together (file replay)") }
+        if fast && audio == nil { throw ValidationError("--fast applies to file replay (--audio/--video)") }
+        guard fps > 0, fps <= 240 else { throw ValidationError("--fps must be in (0, 240]") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be in 1...64") }
+    }
+
+    func run() throws {
+        var settings = try config.map { try ApplianceConfig.load(path: $0) } ?? ApplianceConfig()
+        if let model { settings.model.path = model }
+        if let socket { settings.output.socket = socket }
+        if let threads { settings.engine.threads = threads }
+        var logger = Log.logger("soundloc.run")
+        if let level = Logger.Level(rawValue: settings.logLevel), config != nil { logger.logLevel = level }
+
+        let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
+                                           frameLimit: frames, logger: logger)
+        if verbose || !session.publishes {
+            session.pipeline.onFrame = { processed in print(FrameLine.describe(processed.report, classes: session.classes)) }
+        }
+        let signals = [SIGINT, SIGTERM].map { signo -> DispatchSourceSignal in
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { logger.notice("stopping on signal \(signo)"); session.pipeline.stop() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        let stats = try session.run()
+        print(PipelineSummary.text(stats))
+    }
+}
+
+/// Builds the sources, model, server and pipeline a run needs, and tears them down afterwards.
+final class ApplianceSession {
+    let pipeline: Pipeline
+    let classes: [String]
+    let server: SocketServer?
+    var publishes: Bool { server != nil }
+    private let audio: AudioSource
+    private let video: VideoSource
+
+    init(settings: ApplianceConfig, audioFile: String?, videoFile: String?, fps: Double, fast: Bool, frameLimit: Int?,
+         logger: Logger) throws {
+        let model = try DSOLModel(path: settings.model.path, threads: settings.engine.threads)
+        classes = model.classes
+        let frameSize: (width: Int, height: Int)
+        if let audioFile, let videoFile {
+            let clock = PlaybackClock(realTime: !fast)
+            let wav = try WAVFileSource(path: audioFile, sampleRate: model.metadata.audio.sampleRate)
+            audio = PacedAudioSource(wav, clock: clock)
+            // A still image is shown for as long as the audio plays.
+            let files = try FileVideoSource(path: videoFile, fps: fps, clock: clock,
+                                            stillSeconds: Double(wav.sampleCount) / Double(wav.sampleRate))
+            frameSize = files.frameSize
+            video = files
+        } else {
+            audio = try ALSACaptureSource(pcmName: settings.audio.pcm, sampleRate: model.metadata.audio.sampleRate,
+                                          periodFrames: model.metadata.audio.sampleRate * settings.audio.periodMilliseconds / 1000,
+                                          logger: logger)
+            video = try V4L2CaptureSource(devicePath: settings.video.device, width: settings.video.width,
+                                          height: settings.video.height, framesPerSecond: Double(settings.video.fps),
+                                          logger: logger)
+            frameSize = (settings.video.width, settings.video.height)
+        }
+        var options = PipelineOptions()
+        options.maxFps = settings.pipeline.maxFps
+        options.silenceDBFS = settings.pipeline.silenceDBFS
+        options.minSoundingPeak = settings.pipeline.minSoundingPeak
+        options.lockstep = fast
+        options.frameLimit = frameLimit
+        pipeline = try Pipeline(audio: audio, video: video, model: model, options: options, logger: logger)
+        if settings.output.socket != "none" {
+            let banner = VersionMessage(
+                release: SoundlocVersion.release,
+                model: ModelIdentity(name: (settings.model.path as NSString).lastPathComponent, checksum: model.metadata.checksum),
+                classes: model.classes, imageWidth: frameSize.width, imageHeight: frameSize.height)
+            let server = try SocketServer.start(
+                configuration: .init(path: settings.output.socket, mode: mode_t(settings.output.socketMode),
+                                     group: settings.output.socketGroup),
+                banner: banner, logger: logger)
+            pipeline.sinks = [server]
+            self.server = server
+            logger.info("serving", metadata: ["socket": "\(settings.output.socket)"])
+        } else {
+            server = nil
+        }
+    }
+
+    func run() throws -> PipelineStatistics {
+        defer {
+            server?.shutdown()
+            audio.close()
+            video.close()
+        }
+        return try pipeline.run()
+    }
+}
+
+/// One human-readable line per processed frame.
+enum FrameLine {
+    static func describe(_ report: FrameReport, classes: [String]) -> String {
+        let sounding = report.sounding.map {
+            String(format: "%@ %.2f at (%.2f, %.2f)", classes[$0.classIndex], $0.score, $0.peakX, $0.peakY)
+        }
+        let silent = report.silentVisible.map { classes[$0] }
+        let head = String(format: "#%-5llu", report.sequence)
+        if report.silence { return "\(head) silence" + (silent.isEmpty ? "" : "; visible: \(silent.joined(separator: ", "))") }
+        return "\(head) sounding: \(sounding.isEmpty ? "nothing in view" : sounding.joined(separator: "; "))"
+            + (silent.isEmpty ? "" : "; silent: \(silent.joined(separator: ", "))")
+    }
+}
+
+/// The end-of-run summary: counts and per-stage latency percentiles.
+enum PipelineSummary {
+    static func text(_ stats: PipelineStatistics) -> String {
+        var lines = ["frames: \(stats.framesCaptured) captured, \(stats.framesProcessed) processed, \(stats.framesDropped) dropped, \(stats.framesWarmingUp) before the first second of audio; audio over-runs \(stats.audioOverruns), device failures \(stats.deviceFailures)"]
+        for stage in PipelineStatistics.stageNames {
+            if let p = stats.percentiles(stage) {
+                lines.append("  " + stage.padding(toLength: 20, withPad: " ", startingAt: 0)
+                             + String(format: "p50 %8.2f ms   p99 %8.2f ms", p.p50, p.p99))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
