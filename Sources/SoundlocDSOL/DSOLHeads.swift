@@ -74,10 +74,16 @@ final class DSOLHeads {
     /// `fv` is the vision trunk's output (pixels × D), `audioMap` the audio trunk's (any H×W × D).
     func forward(fv: Tensor, audioMap: Tensor) {
         precondition(fv.pixels == pixels && fv.channels == featureDim && audioMap.channels == featureDim)
+        Ops.globalMaxPool(audioMap, into: ga.pointer)
+        forwardFromPooledAudio(fv: fv)
+    }
+
+    /// Like `forward(fv:audioMap:)` with g(a) already in `ga` (the int8 trunk pools on its codes).
+    func forwardFromPooledAudio(fv: Tensor) {
+        precondition(fv.pixels == pixels && fv.channels == featureDim)
         let p = pixels, k = numClasses, e = embedDim
 
-        // g(a) and its embedding.
-        Ops.globalMaxPool(audioMap, into: ga.pointer)
+        // g(a)'s embedding.
         aFC1(ga.pointer, rows: 1, into: aHidden.pointer, relu: true)
         aFC2(aHidden.pointer, rows: 1, into: a.pointer)
         Ops.l2Normalize(a.pointer, rows: 1, columns: e)

@@ -6,7 +6,7 @@ import Dispatch
 /// Every activation buffer and the im2col workspace are allocated at init, and the whole forward
 /// pass is a precomputed schedule over them, so `forward` allocates nothing. An instance is not
 /// safe to run from two threads at once; separate instances are independent.
-public final class ResNet18S5 {
+public final class ResNet18S5: BackboneTrunk {
     public static let layerStrides = [1, 2, 2, 1]
     /// 3×3 stride-1 convolutions whose output has at least this many 2×2 tiles use Winograd.
     public static let winogradMinimumTiles = 8
@@ -20,8 +20,15 @@ public final class ResNet18S5 {
     /// Fill this (HWC) and call `forward()`, or use `forward(chw:)`.
     public let input: Tensor
 
+    /// Called with each activation as it is produced (calibration); nil costs nothing. Names: `P.input`,
+    /// then each layer's output under its tensor name (`P.conv1` after ReLU, `P.maxpool`,
+    /// `P.layerL.B.conv1`, `P.layerL.B.downsample`, `P.layerL.B.conv2` after the residual and ReLU).
+    public var observer: ((String, Tensor) -> Void)?
+    public let prefix: String
+
     /// One scheduled layer.
     private struct Step {
+        var name = ""
         var conv: Conv2D?
         var pool: MaxPool2D?
         var from: Tensor
@@ -69,6 +76,7 @@ public final class ResNet18S5 {
     /// for convolutions). Shapes are trusted: validate the file against `tensorSpecs` first.
     public init(prefix: String, inChannels: Int, width: Int, inputHeight: Int, inputWidth: Int,
                 weights: WeightSource) throws {
+        self.prefix = prefix
         self.inChannels = inChannels
         self.width = width
         self.inputHeight = inputHeight
@@ -90,7 +98,7 @@ public final class ResNet18S5 {
 
         // Shape pass: build layers and record (layer, input shape) to size the buffers.
         struct Shape { var h: Int, w: Int, c: Int }
-        enum Planned { case conv(Conv2D, Shape, relu: Bool, role: Role), pool(MaxPool2D, Shape) }
+        enum Planned { case conv(Conv2D, Shape, relu: Bool, role: Role, name: String), pool(MaxPool2D, Shape) }
         enum Role { case stem, blockConv1, downsample, blockConv2 }
         var plan = [Planned]()
         var shape = Shape(h: inputHeight, w: inputWidth, c: inChannels)
@@ -104,7 +112,7 @@ public final class ResNet18S5 {
             return Shape(h: oh, w: ow, c: c.outChannels)
         }
         let stem = try conv("\(prefix).conv1", cin: inChannels, cout: width, k: 7, stride: 2, input: (shape.h, shape.w))
-        plan.append(.conv(stem, shape, relu: true, role: .stem))
+        plan.append(.conv(stem, shape, relu: true, role: .stem, name: "\(prefix).conv1"))
         shape = record(stem, shape)
         let pool = MaxPool2D(kernel: 3, stride: 2, padding: 1)
         plan.append(.pool(pool, shape))
@@ -118,15 +126,15 @@ public final class ResNet18S5 {
                 let s = b == 0 ? stride : 1
                 let blockIn = shape
                 let c1 = try conv("\(name).conv1", cin: blockIn.c, cout: cout, k: 3, stride: s, input: (blockIn.h, blockIn.w))
-                plan.append(.conv(c1, blockIn, relu: true, role: .blockConv1))
+                plan.append(.conv(c1, blockIn, relu: true, role: .blockConv1, name: "\(name).conv1"))
                 let mid = record(c1, blockIn)
                 if b == 0 && (stride != 1 || blockIn.c != cout) {
                     let ds = try conv("\(name).downsample", cin: blockIn.c, cout: cout, k: 1, stride: s, input: (blockIn.h, blockIn.w))
-                    plan.append(.conv(ds, blockIn, relu: false, role: .downsample))
+                    plan.append(.conv(ds, blockIn, relu: false, role: .downsample, name: "\(name).downsample"))
                     _ = record(ds, blockIn)
                 }
                 let c2 = try conv("\(name).conv2", cin: cout, cout: cout, k: 3, stride: 1, input: (mid.h, mid.w))
-                plan.append(.conv(c2, mid, relu: true, role: .blockConv2))
+                plan.append(.conv(c2, mid, relu: true, role: .blockConv2, name: "\(name).conv2"))
                 shape = record(c2, mid)
             }
         }
@@ -151,7 +159,8 @@ public final class ResNet18S5 {
         func free(_ taken: Int...) -> Int { (0..<3).first { !taken.contains($0) }! }
         for p in plan {
             switch p {
-            case .conv(let c, let s, let relu, let role):
+            case .conv(let c, let s, let relu, let role, let stepName):
+                defer { steps[steps.count - 1].name = stepName }
                 let o = outShape(c, s)
                 switch role {
                 case .stem:
@@ -180,6 +189,7 @@ public final class ResNet18S5 {
                 let outIndex = free(currentIndex)
                 let out = tensor(outIndex, Shape(h: h, w: w, c: s.c))
                 steps.append(.maxPool(mp, from: current, to: out))
+                steps[steps.count - 1].name = "\(prefix).maxpool"
                 current = out; currentIndex = outIndex
             }
         }
@@ -201,6 +211,7 @@ public final class ResNet18S5 {
     @discardableResult
     public func forward() -> Tensor {
         let ws = workspace.pointer
+        if let observer { observer("\(prefix).input", input) }
         // Indexing a buffer pointer, not iterating the array: unspecialised (debug) iteration
         // allocates a coroutine frame per element.
         steps.withUnsafeBufferPointer { steps in
@@ -211,6 +222,7 @@ public final class ResNet18S5 {
                 } else if let p = step.pool {
                     p(step.from, into: step.to)
                 }
+                if let observer { observer(step.name, step.to) }
             }
         }
         return output
@@ -223,6 +235,8 @@ public final class ResNet18S5 {
         Ops.transpose(chw.baseAddress!, rows: inChannels, columns: inputHeight * inputWidth, into: input.data)
         return forward()
     }
+
+    public func run(chw: UnsafeBufferPointer<Float>) { forward(chw: chw) }
 
     /// Runs like `forward()` and returns each scheduled layer with its wall time (allocates: for benchmarks).
     public func profile() -> [(layer: String, seconds: Double)] {

@@ -3,17 +3,20 @@ import Foundation
 import SoundlocDSOL
 import SoundlocEngine
 
-/// `soundloc bench engine`: fp32 latency of the two trunks and the full forward pass per
-/// OpenBLAS thread count, plus peak memory. (Registered by `BenchCommand`, not here.)
+/// `soundloc bench engine`: latency of the two trunks, the heads and the whole frame per thread count,
+/// for a model and optionally its int8 twin, plus peak memory. (Registered by `BenchCommand`, not here.)
 struct EngineBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
-        abstract: "fp32 engine latency (vision trunk, audio trunk, full forward) per thread count, and peak RSS.")
+        abstract: "Engine latency (vision trunk, audio trunk, heads, full forward) per thread count, fp32 and/or int8, and peak RSS.")
 
-    @Option(help: "fp32 model file (.safetensors).")
+    @Option(help: "Model file (.safetensors), fp32 or int8.")
     var model: String
 
-    @Option(help: "Comma-separated OpenBLAS thread counts to measure.")
+    @Option(name: .customLong("int8-model"), help: "A second model to measure side by side (normally the int8 file quantised from --model).")
+    var int8Model: String?
+
+    @Option(help: "Comma-separated thread counts to measure (OpenBLAS threads for fp32, GEMM row workers for int8).")
     var threads = "1,2"
 
     @Option(help: "Timed iterations per measurement.")
@@ -30,7 +33,9 @@ struct EngineBenchmark: ParsableCommand {
 
     struct Report: Codable {
         var model: String
+        var int8Model: String?
         var width: Int
+        var int8Kernel: String?
         var stages: [LatencySummary]
         var peakRSSKiB: Int?
         var rssKiB: Int?
@@ -51,57 +56,71 @@ struct EngineBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let loadStart = Date()
-        let dsol: DSOLModel
-        do { dsol = try DSOLModel(path: model, threads: 1) } catch let e as ModelFileError { throw ValidationError("\(model): \(e)") }
-        let loadSeconds = Date().timeIntervalSince(loadStart)
-        print(String(format: "model %@: width %d, %d classes, loaded in %.2f s", model, dsol.metadata.width,
-                     dsol.metadata.numClasses, loadSeconds))
-
+        var models = [(path: String, dsol: DSOLModel)]()
+        for path in [model] + (int8Model.map { [$0] } ?? []) {
+            let loadStart = Date()
+            let dsol: DSOLModel
+            do { dsol = try DSOLModel(path: path, threads: 1) } catch let e as ModelFileError { throw ValidationError("\(path): \(e)") }
+            print(String(format: "model %@: %@, width %d, %d classes, loaded in %.2f s%@", path, dsol.precision, dsol.metadata.width,
+                         dsol.metadata.numClasses, Date().timeIntervalSince(loadStart),
+                         dsol.int8Kernel.map { ", int8 kernels: \($0)" } ?? ""))
+            models.append((path, dsol))
+        }
+        let first = models[0].dsol
         var rng = SystemRandomNumberGenerator()
-        let image = (0..<dsol.imageCount).map { _ in Float.random(in: -2...2, using: &rng) }
-        let audio = (0..<dsol.audioCount).map { _ in Float.random(in: -80...0, using: &rng) }
+        let image = (0..<first.imageCount).map { _ in Float.random(in: -2...2, using: &rng) }
+        let audio = (0..<first.audioCount).map { _ in Float.random(in: -80...0, using: &rng) }
         var stages = [LatencySummary]()
         image.withUnsafeBufferPointer { img in
             audio.withUnsafeBufferPointer { aud in
                 for n in (try? threadCounts()) ?? [1] {
-                    BLASThreads.set(n)
-                    stages.append(LatencySummary.measure("vision trunk fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
-                        dsol.vision.forward(chw: img)
-                    })
-                    stages.append(LatencySummary.measure("audio trunk fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
-                        dsol.audio.forward(chw: aud)
-                    })
-                    stages.append(LatencySummary.measure("full forward fp32, \(n) thread(s)", iterations: iterations, warmup: warmup) {
-                        _ = dsol.forward(image: img, audio: aud)
-                    })
+                    for (_, dsol) in models {
+                        dsol.setThreads(n)
+                        let tag = dsol.precision + (dsol.int8Kernel.map { "/\($0)" } ?? "")
+                        stages.append(LatencySummary.measure("vision trunk \(tag), \(n) thr", iterations: iterations, warmup: warmup) {
+                            dsol.vision.run(chw: img)
+                        })
+                        stages.append(LatencySummary.measure("audio trunk \(tag), \(n) thr", iterations: iterations, warmup: warmup) {
+                            dsol.audio.run(chw: aud)
+                        })
+                        stages.append(LatencySummary.measure("heads \(tag), \(n) thr", iterations: iterations, warmup: warmup) {
+                            dsol.runHeads()
+                        })
+                        stages.append(LatencySummary.measure("full forward \(tag), \(n) thr", iterations: iterations, warmup: warmup) {
+                            _ = dsol.forward(image: img, audio: aud)
+                        })
+                    }
                 }
             }
         }
-        BLASThreads.set(1)
+        for (_, dsol) in models { dsol.setThreads(1) }
         if layers {
-            image.withUnsafeBufferPointer { _ = dsol.vision.forward(chw: $0) }
-            audio.withUnsafeBufferPointer { _ = dsol.audio.forward(chw: $0) }
-            for (name, trunk) in [("vision", dsol.vision), ("audio", dsol.audio)] {
-                let runs = (0..<max(3, min(iterations, 20))).map { _ in trunk.profile() }
-                print("\(name) trunk per layer, median of \(runs.count) runs (1 thread):")
-                var total = 0.0
-                for (i, layer) in runs[0].enumerated() {
-                    let times = runs.map { $0[i].seconds }.sorted()
-                    let median = times[times.count / 2]
-                    total += median
-                    print(String(format: "  %8.3f ms  %@", median * 1000, layer.layer))
+            for (path, dsol) in models {
+                image.withUnsafeBufferPointer { dsol.vision.run(chw: $0) }
+                audio.withUnsafeBufferPointer { dsol.audio.run(chw: $0) }
+                for (name, trunk) in [("vision", dsol.vision), ("audio", dsol.audio)] {
+                    let runs = (0..<max(3, min(iterations, 20))).map { _ in trunk.profile() }
+                    print("\(path): \(name) trunk (\(dsol.precision)) per layer, median of \(runs.count) runs (1 thread):")
+                    var total = 0.0
+                    for (i, layer) in runs[0].enumerated() {
+                        let times = runs.map { $0[i].seconds }.sorted()
+                        let median = times[times.count / 2]
+                        total += median
+                        print(String(format: "  %8.3f ms  %@", median * 1000, layer.layer))
+                    }
+                    print(String(format: "  %8.3f ms  total", total * 1000))
                 }
-                print(String(format: "  %8.3f ms  total", total * 1000))
             }
         }
         let status = Self.procStatus()
+        let kernel = models.compactMap(\.dsol.int8Kernel).first
+        if let kernel { print("int8 kernels: \(kernel)") }
         print(LatencySummary.header)
         for s in stages { print(s.row) }
         if let hwm = status["VmHWM"] { print("peak RSS (VmHWM): \(hwm / 1024) MiB") }
         if let rss = status["VmRSS"] { print("RSS now: \(rss / 1024) MiB") }
         if let json {
-            let report = Report(model: model, width: dsol.metadata.width, stages: stages,
+            let report = Report(model: model, int8Model: int8Model, width: first.metadata.width, int8Kernel: kernel, stages: stages,
                                 peakRSSKiB: status["VmHWM"], rssKiB: status["VmRSS"])
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

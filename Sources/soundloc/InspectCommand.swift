@@ -51,11 +51,19 @@ struct InspectCommand: ParsableCommand {
             problems.append("checksum: \(error)")
         }
 
-        if let m = metadata, m.precision == "fp32" {
+        if let m = metadata, m.precision == "int8" {
+            print("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
+            print("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
+            do { print("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|neon|neondot to force)") } catch {
+                print("int8 kernels: UNAVAILABLE: \(error)")
+                problems.append("\(error)")
+            }
+        }
+        if let m = metadata {
             do {
                 try file.validate(against: DSOLModel.tensorSpecs(for: m))
-                for t in file.tensors { _ = try file.floats(t.name) }
-                print("tensors: ok (names, dtypes and shapes as FORMAT.md, all values finite)")
+                for t in file.tensors where t.dtype == .f32 { _ = try file.floats(t.name) }
+                print("tensors: ok (names, dtypes and shapes as FORMAT.md, all float values finite)")
             } catch {
                 print("tensors: FAILED: \(error)")
                 problems.append("tensors: \(error)")

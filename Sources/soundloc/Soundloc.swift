@@ -16,6 +16,7 @@ struct Soundloc: ParsableCommand {
             CaptureCheckCommand.self,
             InspectCommand.self,
             InferCommand.self,
+            QuantizeCommand.self,
             EvalCommand.self,
             WatchCommand.self,
             ServeFakeCommand.self,

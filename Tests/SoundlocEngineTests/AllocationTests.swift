@@ -100,7 +100,7 @@ final class AllocationTests: XCTestCase {
     }
 
     /// Counts this thread's allocation calls; initial-exec TLS so the counter itself never allocates.
-    private static let countingShim = """
+    static let countingShim = """
         #include <errno.h>
         #include <stddef.h>
         extern void *__libc_malloc(size_t);

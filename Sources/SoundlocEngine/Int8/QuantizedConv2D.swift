@@ -1,0 +1,146 @@
+import CSoundlocKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A batch-1 NHWC uint8 view (element (y, x, c) at `data[(y·width + x)·channels + c]`); not owning.
+public struct QTensor {
+    public let data: UnsafeMutablePointer<UInt8>
+    public let height: Int
+    public let width: Int
+    public let channels: Int
+    public init(data: UnsafeMutablePointer<UInt8>, height: Int, width: Int, channels: Int) {
+        self.data = data
+        self.height = height
+        self.width = width
+        self.channels = channels
+    }
+    public var pixels: Int { height * width }
+    public var count: Int { height * width * channels }
+}
+
+/// uint8 storage allocated once (64-byte aligned, zeroed) and freed with its owner.
+public final class ByteBuffer {
+    public let pointer: UnsafeMutablePointer<UInt8>
+    public let count: Int
+    public init(count: Int) {
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(count, 1)
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        memset(raw, 0, bytes)
+        pointer = raw.bindMemory(to: UInt8.self, capacity: bytes)
+        self.count = count
+    }
+    deinit { free(pointer) }
+}
+
+/// Why the int8 kernels refused a layer (bad weights, unsupported implementation).
+public struct KernelError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The name of the int8 kernel implementation in use (after `soundloc_kernels_select(NULL)`:
+/// $SOUNDLOC_KERNELS, else the best this CPU supports). Throws if $SOUNDLOC_KERNELS names an unusable one.
+public enum Int8Kernels {
+    public static func activate() throws -> String {
+        if soundloc_kernels_select(nil) != SOUNDLOC_KERNELS_OK {
+            throw KernelError(description: "int8 kernels: " + String(cString: soundloc_kernels_error()))
+        }
+        return String(cString: soundloc_kernels_active_name())
+    }
+    public static var activeName: String { String(cString: soundloc_kernels_active_name()) }
+    /// Register tile rows of the active implementation (row splits are multiples of it).
+    static var tileRows: Int { Int(soundloc_kernels_active().pointee.mr) }
+}
+
+/// A quantised convolution: u8 NHWC input (per-tensor zero point) × s8 per-channel weights → u8 output,
+/// requantised with an optional ReLU and an optional residual added before it, as one GEMM
+/// (im2col for every shape but 1×1 stride 1, which reads the input directly).
+public final class QuantizedConv2D {
+    public let inChannels, outChannels, kernel, stride, padding: Int
+    public let input: ActivationQuantization
+    public let output: ActivationQuantization
+    public let relu: Bool
+    public let residual: ActivationQuantization?
+    private let packed: UnsafeMutableRawPointer
+    private let scales: FloatBuffer
+
+    /// `weightOHWI` codes in [−127, 127]; `bias` in units of input scale × weight scale.
+    public init(weightOHWI: [Int8], weightScale: [Float], bias: [Int32], inChannels: Int, outChannels: Int,
+                kernel: Int, stride: Int, input: ActivationQuantization, output: ActivationQuantization,
+                relu: Bool, residual: ActivationQuantization? = nil) throws {
+        let k = kernel * kernel * inChannels
+        precondition(weightOHWI.count == outChannels * k && weightScale.count == outChannels && bias.count == outChannels)
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        padding = kernel / 2
+        self.input = input
+        self.output = output
+        self.relu = relu
+        self.residual = residual
+        var raw: UnsafeMutableRawPointer?
+        let size = soundloc_q8_gemm_packed_size(outChannels, k)
+        guard posix_memalign(&raw, 64, max(size, 64)) == 0, let raw else { fatalError("out of memory packing weights") }
+        packed = raw
+        let rc = weightOHWI.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                soundloc_q8_gemm_pack_weights(outChannels, k, w.baseAddress, b.baseAddress, UInt8(input.zeroPoint), raw)
+            }
+        }
+        guard rc == SOUNDLOC_KERNELS_OK else {
+            free(raw)
+            throw KernelError(description: "packing weights failed (code \(rc)): codes must lie in [-127, 127]")
+        }
+        scales = FloatBuffer(count: outChannels)
+        for n in 0..<outChannels { scales.pointer[n] = input.scale * weightScale[n] / output.scale }
+    }
+
+    deinit { free(packed) }
+
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        (soundloc_conv_out_size(height, kernel, stride, padding, padding), soundloc_conv_out_size(width, kernel, stride, padding, padding))
+    }
+
+    public var isPointwise: Bool { kernel == 1 && stride == 1 }
+
+    /// Bytes of im2col workspace for this input size.
+    public func workspaceCount(height: Int, width: Int) -> Int {
+        if isPointwise { return 0 }
+        let (oh, ow) = outputSize(height: height, width: width)
+        return oh * ow * kernel * kernel * inChannels
+    }
+
+    /// Output rows (pixels) [m0, m1): im2col of those rows, then their GEMM. Disjoint ranges may run concurrently.
+    /// `residual` must be laid out like the output and quantised with `self.residual`.
+    public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
+                    rows m0: Int, _ m1: Int) {
+        guard m1 > m0 else { return }
+        let k = kernel * kernel * inChannels
+        let a: UnsafePointer<UInt8>
+        if isPointwise {
+            a = UnsafePointer(x.data)
+        } else {
+            guard let workspace else { preconditionFailure("int8 conv needs an im2col workspace") }
+            soundloc_u8_im2col_nhwc(x.data, x.height, x.width, x.channels, kernel, kernel, stride, stride, padding, padding,
+                                    y.width, UInt8(input.zeroPoint), m0, m1, workspace, k)
+            a = UnsafePointer(workspace)
+        }
+        var rq = soundloc_q8_requant()
+        rq.scale = UnsafePointer(scales.pointer)
+        rq.out_zp = output.zeroPoint
+        rq.qmin = relu ? UInt8(output.zeroPoint) : 0
+        rq.qmax = 255
+        if let r, let res = residual {
+            rq.residual = r
+            rq.residual_stride = outChannels
+            rq.residual_zp = res.zeroPoint
+            rq.residual_mult = res.scale / output.scale
+        }
+        let rc = soundloc_q8_gemm(packed, m0, m1, 0, outChannels, a, k, &rq, y.data, outChannels)
+        precondition(rc == SOUNDLOC_KERNELS_OK, "q8 gemm failed with code \(rc)")
+    }
+}
