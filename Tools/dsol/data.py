@@ -1,0 +1,546 @@
+"""Training and evaluation data for DSOL (SPEC §4, §5).
+
+Sources
+-------
+* The data-set builder's manifest (`Tools/dataset`, format "soundloc-scenes"): scenes with
+  `id, split, kind (solo | synthetic | free), image, audio, objects[{class_id, box, sounding}]`,
+  paths relative to the manifest's folder.
+* An annotation JSON in the real-MUSIC form
+  `{"<frame path>": {"bbox": [{"normbox": [x, y, w, h], "category_id": k}, ...]}}`
+  (the builder writes the same form under annotations/, with an extra "audio" key and
+  "sounding" flags). Each entry becomes one evaluation scene; see `load_annotation`.
+* The real MUSIC layout (`load_music`): ROOT/frames/<clip>/<frame>.{jpg,png} and
+  ROOT/audio/<clip>.wav. The integer at the end of a frame's file stem is its index; its time is
+  index / fps and its audio is the 1 s window centred there (clamped inside the track). A clip's
+  class (used only to name clusters and to score, never to train) comes from ROOT/classes.json
+  (`{"<clip>": "<class>"}` or the MUSIC `{"videos": {"<class>": [clip, ...]}}` form) or from the
+  first path component of <clip> when it is a class name (frames/<class>/<video>/...).
+
+Caching (to spare the two CPU cores)
+------------------------------------
+`SceneStore` decodes each picture once and keeps the RGB bytes (uint8, original size; ~150 KB
+for a 224² scene) in memory, and computes each clip's *linear* mel energies once (201x64
+float32, 51 KB; the STFT is most of the audio cost). The energies are also written to
+`cache_dir/mel-<hash>.npy`, so a resumed or repeated run skips the STFT. The log, the per-window
+80 dB clip and the gain jitter are applied per sample (exact, see dsol.audio). The preprocessed
+224² float tensors are not cached: dsol.image.preprocess takes ~6 ms per picture.
+
+Augmentation (training only, each sample seeded from (seed, epoch tag, position) so the result
+does not depend on the number of loader workers): horizontal flip (p 0.5), a random crop of
+85-100 % of each side then the shared tent resampling to 224 (small crop/scale/aspect jitter),
+brightness and saturation factors in [0.7, 1.3] (the authors' ImageEnhance pair), audio gain in
+±6 dB. Evaluation inputs are exactly dsol.image.preprocess(rgb) and the SPEC §3 log-mel.
+
+Pairs
+-----
+`PairDataset` gives (audio of scene i, its own image, the image of another clip): stage 1 on
+solo scenes (labels 1 / 0 for the matching BCE) and stage 2 on cocktail scenes (true pair and a
+mismatched scene). `ClassifyDataset` gives (image, audio, pseudo-label) for the classification
+rounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .audio import CLIP_SAMPLES, SAMPLE_RATE, load_clip, logmel_from_energies, mel_energies_batch
+from .image import IMAGE_MEAN, IMAGE_STD, preprocess, resize
+
+COCKTAIL_KINDS = ("synthetic", "free", "music_duet")
+SOLO_KINDS = ("solo", "music_solo")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class Scene:
+    id: str
+    split: str
+    kind: str
+    image: str               # absolute path
+    audio: str               # absolute path of a WAV
+    audio_start: float = 0.0  # seconds into the WAV
+    objects: list = field(default_factory=list)  # [{"class_id", "box", "sounding"}]
+    clip: str = ""           # identity for negatives: never pair a scene with its own clip
+    label: int = -1          # class of a solo clip (scoring / cluster naming only), -1 unknown
+
+    def __post_init__(self):
+        if not self.clip:
+            self.clip = self.id
+
+
+# ---------------------------------------------------------------- loading
+
+def load_manifest(path: str | Path) -> tuple[list[str], list[Scene]]:
+    """(class names, scenes) from the builder's manifest.json."""
+    path = Path(path)
+    m = json.loads(path.read_text())
+    root = path.parent
+    classes = list(m["classes"])
+    scenes = []
+    for s in m["scenes"]:
+        objs = [{"class_id": int(o["class_id"]), "box": [float(v) for v in o["box"]],
+                 "sounding": bool(o.get("sounding", True))} for o in s.get("objects", [])]
+        label = objs[0]["class_id"] if s["kind"] == "solo" and objs else -1
+        scenes.append(Scene(s["id"], s["split"], s["kind"], str(root / s["image"]), str(root / s["audio"]),
+                            0.0, objs, s["id"], label))
+    return classes, scenes
+
+
+def _frame_index(path: str) -> int:
+    m = re.search(r"(\d+)(?!.*\d)", Path(path).stem)
+    return int(m.group(1)) if m else 0
+
+
+def _clip_window(wav: str, t: float) -> float:
+    """Start of the 1 s window centred at t, clamped inside the track."""
+    try:
+        with wave.open(wav, "rb") as w:
+            dur = w.getnframes() / w.getframerate()
+    except (OSError, wave.Error, EOFError):
+        dur = 1.0
+    return float(min(max(t - 0.5, 0.0), max(dur - 1.0, 0.0)))
+
+
+def load_annotation(path: str | Path, root: str | Path | None = None, kind: str = "music_duet",
+                    split: str = "test", fps: float = 1.0) -> list[Scene]:
+    """Evaluation scenes from a real-MUSIC-style annotation JSON.
+
+    Frame keys are resolved against root (default: the JSON's folder, then its parent). Audio:
+    the entry's "audio" key when present (the builder's files), else the MUSIC layout:
+    ROOT/frames/<clip>/<frame> -> ROOT/audio/<clip>.wav at the frame's time."""
+    path = Path(path)
+    ann = json.loads(path.read_text())
+    roots = [Path(root)] if root is not None else [path.parent, path.parent.parent]
+    scenes = []
+    for key, entry in ann.items():
+        base = next((r for r in roots if (r / key).exists()), None)
+        if base is None and Path(key).is_absolute() and Path(key).exists():
+            base = Path(key).parent
+        if base is None:
+            raise FileNotFoundError(f"{path}: frame {key} not found under {[str(r) for r in roots]}")
+        img = base / key
+        objs = [{"class_id": int(b["category_id"]), "box": [float(v) for v in b["normbox"]],
+                 "sounding": bool(b.get("sounding", True))} for b in entry.get("bbox", [])]
+        start = 0.0
+        if "audio" in entry:
+            wav = str(base / entry["audio"])
+            clip = entry["audio"]
+        else:
+            parts = img.parts
+            if "frames" in parts:  # ROOT/frames/<clip...>/<frame>: the last "frames" component
+                i = len(parts) - 1 - parts[::-1].index("frames")
+                mroot = Path(*parts[:i])
+                clip = "/".join(parts[i + 1:-1])
+            else:  # <base>/<clip...>/<frame> with <base>/audio/<clip>.wav
+                mroot = base
+                clip = "/".join(Path(key).parts[:-1]) if not Path(key).is_absolute() else img.parent.name
+            wav = str(mroot / "audio" / f"{clip}.wav")
+            start = _clip_window(wav, _frame_index(img.name) / fps)
+        label = objs[0]["class_id"] if kind in SOLO_KINDS and objs else -1
+        scenes.append(Scene(str(key), split, kind, str(img), wav, start, objs, clip, label))
+    return scenes
+
+
+def _music_classes(root: Path, classes: list[str]) -> dict[str, int]:
+    f = root / "classes.json"
+    if not f.exists():
+        return {}
+    data = json.loads(f.read_text())
+    out = {}
+    if "videos" in data:
+        for name, clips in data["videos"].items():
+            for c in clips:
+                out[str(c)] = classes.index(name)
+    else:
+        for c, name in data.items():
+            out[str(c)] = classes.index(name)
+    return out
+
+
+def load_music(root: str | Path, classes: list[str], kind: str = "music_solo", fps: float = 1.0,
+               val_fraction: float = 0.1, seed: int = 0, frames_per_clip: int | None = None,
+               exclude: set[str] | None = None) -> list[Scene]:
+    """Training/validation scenes from ROOT/frames/<clip>/* + ROOT/audio/<clip>.wav.
+
+    Clips are split train/val by a seeded hash of the clip name; frames listed in `exclude`
+    (relative to root, or absolute real paths, e.g. the test annotation's frames) are left out."""
+    root = Path(root)
+    lookup = _music_classes(root, classes)
+    exclude = exclude or set()
+    scenes = []
+    frames_root = root / "frames"
+    for dirpath, _, files in sorted(os.walk(frames_root)):
+        imgs = sorted(f for f in files if f.lower().endswith(IMAGE_SUFFIXES))
+        if not imgs:
+            continue
+        clip = Path(dirpath).relative_to(frames_root).as_posix()
+        wav = root / "audio" / f"{clip}.wav"
+        if not wav.exists():
+            continue
+        label = lookup.get(clip, -1)
+        head = clip.split("/")[0]
+        if label < 0 and head in classes:
+            label = classes.index(head)
+        h = int(hashlib.sha256(f"{seed}:{clip}".encode()).hexdigest()[:8], 16) / 2 ** 32
+        split = "val" if h < val_fraction else "train"
+        if frames_per_clip:
+            step = max(1, len(imgs) // frames_per_clip)
+            imgs = imgs[::step][:frames_per_clip]
+        for f in imgs:
+            rel = f"frames/{clip}/{f}"
+            if rel in exclude or os.path.realpath(root / rel) in exclude:
+                continue
+            objs = [{"class_id": label, "box": [0.0, 0.0, 1.0, 1.0], "sounding": True}] if label >= 0 else []
+            start = _clip_window(str(wav), _frame_index(f) / fps)
+            scenes.append(Scene(rel, split, kind, str(root / rel), str(wav), start, objs, clip, label))
+    return scenes
+
+
+# ---------------------------------------------------------------- storage and caching
+
+def _read_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+class SceneStore:
+    """Scenes plus in-memory caches of decoded pictures and linear mel energies."""
+
+    def __init__(self, scenes: list[Scene], cache_images: bool = True, cache_dir: str | Path | None = None):
+        self.scenes = list(scenes)
+        self.cache_images = cache_images
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._rgb: dict[int, np.ndarray] = {}
+        self._mel: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def rgb(self, i: int) -> np.ndarray:
+        if i in self._rgb:
+            return self._rgb[i]
+        a = _read_rgb(self.scenes[i].image)
+        if self.cache_images:
+            self._rgb[i] = a
+        return a
+
+    def _mel_key(self) -> str:
+        h = hashlib.sha256()
+        for s in self.scenes:
+            try:
+                st = os.stat(s.audio)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "?"
+            h.update(f"{s.audio}|{s.audio_start:.6f}|{stamp}\n".encode())
+        return h.hexdigest()[:20]
+
+    def load_audio(self, progress=None, chunk: int = 64) -> None:
+        """Compute (or read from cache_dir) every scene's mel energies."""
+        if self._mel is not None:
+            return
+        path = self.cache_dir / f"mel-{self._mel_key()}.npy" if self.cache_dir else None
+        if path is not None and path.exists():
+            mel = np.load(path)
+            if mel.shape == (len(self.scenes), 201, 64):
+                self._mel = mel
+                return
+        out = np.empty((len(self.scenes), 201, 64), dtype=np.float32)
+        for a in range(0, len(self.scenes), chunk):
+            idx = range(a, min(a + chunk, len(self.scenes)))
+            clips = np.stack([load_clip(self.scenes[i].audio, self.scenes[i].audio_start) for i in idx])
+            out[a:a + len(idx)] = mel_energies_batch(clips)
+            if progress:
+                progress(len(idx))
+        self._mel = out
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, out)
+            os.replace(tmp, path)
+
+    def mel(self, i: int) -> np.ndarray:
+        if self._mel is None:
+            self.load_audio()
+        return self._mel[i]
+
+    def preload(self, progress=None) -> None:
+        self.load_audio(progress)
+        if self.cache_images:
+            for i in range(len(self.scenes)):
+                self.rgb(i)
+
+
+# ---------------------------------------------------------------- augmentation
+
+@dataclass
+class Augment:
+    flip: float = 0.5
+    crop_min: float = 0.85     # each side of the crop is this..1 of the picture's
+    brightness: float = 0.3    # factor in 1 ± this
+    saturation: float = 0.3
+    gain_db: float = 6.0       # audio gain in ± dB (amplitude)
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "Augment | None":
+        if cfg is None or cfg is False or (isinstance(cfg, dict) and not cfg.get("enabled", True)):
+            return None
+        cfg = dict(cfg or {})
+        cfg.pop("enabled", None)
+        return cls(**cfg)
+
+
+_MEAN = np.asarray(IMAGE_MEAN, dtype=np.float32)
+_STD = np.asarray(IMAGE_STD, dtype=np.float32)
+_LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def image_input(rgb: np.ndarray, rng: np.random.Generator | None = None, aug: Augment | None = None) -> np.ndarray:
+    """uint8 HxWx3 -> float32 (3, 224, 224); without aug exactly dsol.image.preprocess."""
+    if aug is None or rng is None:
+        return preprocess(rgb)
+    h, w, _ = rgb.shape
+    ch = max(1, int(round(h * rng.uniform(aug.crop_min, 1.0))))
+    cw = max(1, int(round(w * rng.uniform(aug.crop_min, 1.0))))
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    crop = rgb[y0:y0 + ch, x0:x0 + cw]
+    if rng.random() < aug.flip:
+        crop = crop[:, ::-1]
+    x = resize(np.ascontiguousarray(crop))
+    b = np.float32(rng.uniform(1 - aug.brightness, 1 + aug.brightness))
+    s = np.float32(rng.uniform(1 - aug.saturation, 1 + aug.saturation))
+    x = x * b
+    gray = (x @ _LUMA)[..., None]
+    x = np.clip(gray + (x - gray) * s, 0.0, 1.0)
+    x = (x - _MEAN) / _STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
+
+
+def audio_input(mel: np.ndarray, rng: np.random.Generator | None = None, aug: Augment | None = None) -> np.ndarray:
+    """Linear mel energies (201, 64) -> log-mel (1, 201, 64) float32, with optional gain jitter."""
+    gain = 1.0
+    if aug is not None and rng is not None and aug.gain_db > 0:
+        gain = 10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20.0)
+    return logmel_from_energies(mel, gain)[None]
+
+
+def sample_rng(seed: int, tag: tuple, k: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *[int(t) for t in tag], int(k)]))
+
+
+# ---------------------------------------------------------------- datasets
+
+class _Tagged(torch.utils.data.Dataset):
+    """Datasets whose randomness derives from (seed, tag, position); set_tag per epoch."""
+
+    def __init__(self, store: SceneStore, indices, seed: int, aug: Augment | None):
+        self.store, self.indices, self.seed, self.aug = store, list(indices), int(seed), aug
+        self.tag: tuple = (0,)
+
+    def set_tag(self, *tag: int) -> None:
+        self.tag = tuple(int(t) for t in tag)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class PairDataset(_Tagged):
+    """(audio_i, image_i, image_j) with j a scene of another clip (negative / mismatched scene)."""
+
+    def __init__(self, store, indices, seed, aug):
+        super().__init__(store, indices, seed, aug)
+        clips = {store.scenes[i].clip for i in self.indices}
+        if len(clips) < 2:
+            raise ValueError("pairing needs scenes from at least two clips")
+
+    def negative(self, k: int, rng: np.random.Generator) -> int:
+        clip = self.store.scenes[self.indices[k]].clip
+        while True:
+            j = self.indices[int(rng.integers(len(self.indices)))]
+            if self.store.scenes[j].clip != clip:
+                return j
+
+    def __getitem__(self, k: int) -> dict:
+        rng = sample_rng(self.seed, self.tag, k)
+        i = self.indices[k]
+        j = self.negative(k, rng)
+        return {"audio": audio_input(self.store.mel(i), rng, self.aug),
+                "pos": image_input(self.store.rgb(i), rng, self.aug),
+                "neg": image_input(self.store.rgb(j), rng, self.aug),
+                "index": i, "neg_index": j}
+
+
+class ClassifyDataset(_Tagged):
+    """(image_i, audio_i, pseudo-label_i) for the classification rounds of stage 1."""
+
+    def __init__(self, store, indices, labels, seed, aug):
+        super().__init__(store, indices, seed, aug)
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __getitem__(self, k: int) -> dict:
+        rng = sample_rng(self.seed, self.tag, k)
+        i = self.indices[k]
+        return {"image": image_input(self.store.rgb(i), rng, self.aug),
+                "audio": audio_input(self.store.mel(i), rng, self.aug),
+                "label": self.labels[k], "index": i}
+
+
+class PlainDataset(_Tagged):
+    """Unaugmented (image, audio) of scenes: feature extraction and evaluation."""
+
+    def __init__(self, store, indices):
+        super().__init__(store, indices, 0, None)
+
+    def __getitem__(self, k: int) -> dict:
+        i = self.indices[k]
+        return {"image": image_input(self.store.rgb(i)), "audio": audio_input(self.store.mel(i)), "index": i}
+
+
+def batch_plan(n: int, batch_size: int, rng: np.random.Generator | None, drop_last: bool,
+               limit: int | None = None) -> list[list[int]]:
+    """Positions 0..n-1 cut into batches (shuffled when rng is given), at most `limit` batches."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    out = [order[a:a + batch_size].tolist() for a in range(0, n, batch_size)]
+    if drop_last and out and len(out[-1]) < batch_size and len(out) > 1:
+        out.pop()
+    if limit is not None and limit > 0:
+        out = out[:limit]
+    return out
+
+
+def loader(dataset, plan: list[list[int]], workers: int = 0):
+    """DataLoader over a fixed batch plan (no randomness of its own)."""
+    return torch.utils.data.DataLoader(dataset, batch_sampler=plan, num_workers=workers,
+                                       persistent_workers=False)
+
+
+# ---------------------------------------------------------------- toy data set (tests, smoke runs)
+
+TOY_CLASSES = ["red_disc", "green_square", "blue_triangle", "yellow_bar"]
+_TOY_COLOURS = [(220, 40, 40), (40, 200, 60), (50, 80, 230), (230, 210, 40)]
+_TOY_FREQS = [330.0, 550.0, 880.0, 1320.0]
+
+
+def _toy_shape(cls: int, size: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    c = size / 2
+    if cls == 0:
+        m = (yy - c) ** 2 + (xx - c) ** 2 <= (0.48 * size) ** 2
+    elif cls == 1:
+        m = np.ones((size, size), bool)
+    elif cls == 2:
+        m = np.abs(xx - c) <= yy / 2
+    else:
+        m = np.abs(yy - c) <= 0.2 * size
+    return m
+
+
+def _toy_tone(cls: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(CLIP_SAMPLES) / SAMPLE_RATE
+    f = _TOY_FREQS[cls % len(_TOY_FREQS)] * rng.uniform(0.97, 1.03)
+    x = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.28)) / h for h in (1, 2, 3))
+    return 0.25 * x * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 4) * t) ** 2)
+
+
+def _toy_write(path: Path, rgb: np.ndarray, audio: np.ndarray) -> None:
+    Image.fromarray(rgb).save(path.with_suffix(".png"))
+    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(path.with_suffix(".wav")), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+
+
+def write_toy_dataset(out: str | Path, seed: int = 0, counts: dict | None = None) -> Path:
+    """Coloured shapes + tones in the builder's manifest layout; returns manifest.json's path.
+
+    counts: {split: {kind: n}}; defaults to a few scenes of each kind per split."""
+    out = Path(out)
+    counts = counts or {"train": {"solo": 16, "synthetic": 8, "free": 0},
+                        "val": {"solo": 4, "synthetic": 4, "free": 2},
+                        "test": {"solo": 2, "synthetic": 2, "free": 0}}
+    rng = np.random.default_rng(seed)
+    size = 224
+    k = len(TOY_CLASSES)
+    scenes = []
+
+    def canvas():
+        base = rng.uniform(60, 180, 3)
+        img = base + rng.normal(0, 12, (size, size, 3))
+        return img
+
+    def put(img, cls, x0, y0, side):
+        m = _toy_shape(cls, side)
+        sub = img[y0:y0 + side, x0:x0 + side]
+        sub[m] = np.asarray(_TOY_COLOURS[cls]) + rng.normal(0, 8, (int(m.sum()), 3))
+        ys, xs = np.nonzero(m)
+        return [round((x0 + xs.min()) / size, 6), round((y0 + ys.min()) / size, 6),
+                round((xs.max() + 1 - xs.min()) / size, 6), round((ys.max() + 1 - ys.min()) / size, 6)]
+
+    for split, kinds in counts.items():
+        for kind, n in kinds.items():
+            (out / "images" / split / kind).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                sid = f"{split}-{kind}-{i:06d}"
+                img = canvas()
+                objects, sound = [], np.zeros(CLIP_SAMPLES)
+                if kind == "solo":
+                    cls = i % k
+                    side = int(rng.integers(80, 160))
+                    x0, y0 = (int(rng.integers(0, size - side + 1)) for _ in range(2))
+                    box = put(img, cls, x0, y0, side)
+                    objects.append((cls, box, True))
+                    sound += _toy_tone(cls, rng)
+                elif kind == "synthetic":
+                    classes = rng.permutation(k)[:4].tolist()
+                    loud = set(rng.permutation(4)[:2].tolist())
+                    for q, cls in enumerate(classes):
+                        side = int(rng.integers(40, 90))
+                        qx, qy = (q % 2) * 112, (q // 2) * 112
+                        x0 = qx + int(rng.integers(0, 112 - side + 1))
+                        y0 = qy + int(rng.integers(0, 112 - side + 1))
+                        box = put(img, cls, x0, y0, side)
+                        objects.append((cls, box, q in loud))
+                        if q in loud:
+                            sound += _toy_tone(cls, rng)
+                else:  # free: two objects left / right, one sounding
+                    classes = rng.permutation(k)[:2].tolist()
+                    loud = int(rng.integers(2))
+                    for q, cls in enumerate(classes):
+                        side = int(rng.integers(50, 100))
+                        x0 = q * 112 + int(rng.integers(0, 112 - side + 1))
+                        y0 = int(rng.integers(0, size - side + 1))
+                        objects.append((cls, put(img, cls, x0, y0, side), q == loud))
+                        if q == loud:
+                            sound += _toy_tone(cls, rng)
+                sound += rng.normal(0, 1e-3, CLIP_SAMPLES)
+                rgb = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+                _toy_write(out / "images" / split / kind / sid, rgb, sound)
+                # keep the builder's folders: images/... and audio/...
+                (out / "audio" / split / kind).mkdir(parents=True, exist_ok=True)
+                os.replace(out / "images" / split / kind / f"{sid}.wav", out / "audio" / split / kind / f"{sid}.wav")
+                scenes.append({
+                    "id": sid, "split": split, "kind": kind,
+                    "image": f"images/{split}/{kind}/{sid}.png", "audio": f"audio/{split}/{kind}/{sid}.wav",
+                    "objects": [{"class": TOY_CLASSES[c], "class_id": c, "box": b, "sounding": s}
+                                for c, b, s in objects],
+                    "sounding_classes": sorted({TOY_CLASSES[c] for c, _, s in objects if s}),
+                })
+    manifest = {"format": "soundloc-scenes", "builder_version": "toy", "seed": seed, "classes": TOY_CLASSES,
+                "category_id_base": 0, "image_size": [size, size], "sample_rate": SAMPLE_RATE,
+                "clip_samples": CLIP_SAMPLES, "scenes": scenes}
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=1))
+    return path

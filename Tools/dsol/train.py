@@ -1,0 +1,956 @@
+"""Two-stage DSOL training (SPEC §4).
+
+    cd Tools && python3 -m dsol.train --config dsol/configs/dsol_default.yaml \
+        --data DATA/manifest.json --out runs/r1 [--device cpu|cuda] [--resume] [--seed S] \
+        [--width W] [--limit N] [--threads T]
+    cd Tools && python3 -m dsol.train --benchmark [--width 64] [--batch 32] [--threads 2]
+
+--data: the builder's manifest.json (or its folder), or a real-MUSIC folder (see dsol.data).
+--limit N: at most N batches per training epoch/round (quick runs, timing).
+
+Stage 1 (single-source scenes), per epoch:
+  1. localisation: each audio with its own frame (label 1) and another clip's frame (label 0);
+     BCE on the matching score max(l). Adam lr 1e-4, wd 1e-4 on backbones + localisation head.
+  2. clustering: o = mean over the 196 cells of f(v) * mask, mask = (l > 0.05) grown by one cell
+     (4-neighbour), for every training clip (no augmentation, eval mode); K-means (k-means++,
+     restarts) on L2-normalised o; dictionary = per-cluster mean of the un-normalised o.
+  3. classification: both classifiers re-initialised (N(0, 0.01), bias 0) and trained with the
+     backbones for `class_epochs` epochs, CE(vision) + CE(audio) on the cluster ids; heads on a
+     fresh Adam lr 1e-3, backbones on the stage's Adam (lr 1e-4), wd 1e-4.
+Stage 2 (cocktail scenes): dictionary fixed, a frozen copy of the stage-1 model gives p_a;
+  loss = KL(p_a || p_v) + lambda * L1, L1 = (BCE(max l of the true pair, 1) +
+  BCE(the four quadrant maxima of l for a mismatched scene, 0)) / 2; Adam 1e-4, wd 1e-4,
+  everything trainable (the dictionary stays fixed).
+End: the student's audio classifier is refitted to the teacher's p_a on frozen features (stage 2
+moves the audio trunk but its loss never touches the student's classifier, whose p_a the
+appliance reports; `stage2.refit_audio_head`), clusters are mapped to
+classes with the Hungarian method on the training labels, and the model is exported
+(dsol.export) with `cluster_to_class` and the class names in cluster order.
+
+Run folder: config.yaml, log.txt, metrics.jsonl, checkpoints/ (after every epoch/round; the
+last `keep_checkpoints` kept, plus stage1_final.pt), cache/ (mel energies), final.pt,
+final.json, model.safetensors. --resume restarts from the last completed epoch/round with the
+same model, optimiser and pseudo-label state; all randomness derives from (seed, stage, epoch,
+position), so on CPU a resumed run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+
+from . import metrics as M
+from .data import (SOLO_KINDS, Augment, ClassifyDataset, PairDataset, PlainDataset,
+                   SceneStore, audio_input, batch_plan, load_annotation, load_manifest, load_music, loader)
+from .export import export_model
+from .kmeans import kmeans, l2_normalize
+from .model import DSOL, MUSIC_CLASSES
+
+CKPT_VERSION = 1
+
+DEFAULTS: dict = {
+    "seed": 10,
+    "width": 64,
+    "threads": None,            # torch.set_num_threads; None = PyTorch's default
+    "workers": 0,               # DataLoader worker processes (0 = in the main process)
+    "cache_images": True,
+    "clusters": None,           # None = number of classes of the data set
+    "keep_checkpoints": 2,
+    "deterministic": True,
+    "data": {"music": {"fps": 1.0, "val_fraction": 0.1, "frames_per_clip": None,
+                       "solo_annotation": None, "duet_annotation": None, "classes": None}},
+    "augment": {"enabled": True, "flip": 0.5, "crop_min": 0.85, "brightness": 0.3,
+                "saturation": 0.3, "gain_db": 6.0},
+    "stage1": {"epochs": 15, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4,
+               "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05,
+               "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
+               "max_batches": None, "scale_init": 5.0},
+    "stage2": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "lambda": 0.5,
+               "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
+               "affine_init": "data", "affine_scale": 10.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
+               "max_batches": None},
+    "speed": {"freeze_vision": 0, "freeze_audio": 0, "freeze_from_epoch": 0, "channels_last": False},
+    "eval": {"every": 1, "limit": None, "batch_size": 32, "synthetic_fraction": 0.5,
+             "duet_fraction": 0.2, "final_splits": ["val", "test"]},
+}
+
+
+# ---------------------------------------------------------------- config
+
+def deep_merge(base: dict, over: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(path: str | Path | None) -> dict:
+    cfg = {}
+    if path:
+        cfg = yaml.safe_load(Path(path).read_text()) or {}
+    return deep_merge(DEFAULTS, cfg)
+
+
+# ---------------------------------------------------------------- small utilities
+
+class Progress:
+    """tqdm when installed, else a one-line bar on stderr."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True):
+        self.total, self.desc, self.n, self.t0, self.enabled = total, desc, 0, time.time(), enabled
+        self.bar, self.post = None, ""
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, k: int = 1, **post) -> None:
+        self.n += k
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            if post:
+                self.bar.set_postfix({a: (f"{b:.4f}" if isinstance(b, float) else b) for a, b in post.items()},
+                                     refresh=False)
+            self.bar.update(k)
+            return
+        el = time.time() - self.t0
+        eta = el / max(self.n, 1) * (self.total - self.n)
+        post_s = " ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}" for a, b in post.items())
+        bar = "#" * int(24 * self.n / max(self.total, 1))
+        sys.stderr.write(f"\r{self.desc} [{bar:<24}] {self.n}/{self.total} {el:.0f}s<{eta:.0f}s {post_s}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            sys.stderr.write("\n")
+
+
+def nmi(a, b) -> float:
+    """Normalised mutual information (arithmetic mean normalisation, as scikit-learn)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size == 0:
+        return 0.0
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    c = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(c, (ai, bi), 1)
+    p = c / c.sum()
+    pa, pb = p.sum(1), p.sum(0)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / (pa[:, None] * pb[None, :])[nz])).sum())
+    ha = -float((pa[pa > 0] * np.log(pa[pa > 0])).sum())
+    hb = -float((pb[pb > 0] * np.log(pb[pb > 0])).sum())
+    if ha + hb == 0:
+        return 1.0
+    return float(mi / ((ha + hb) / 2)) if mi > 0 else 0.0
+
+
+def dilate4(mask: torch.Tensor) -> torch.Tensor:
+    """Grow a (N, 1, H, W) {0,1} mask by one cell to its 4 neighbours (borders included)."""
+    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], dtype=mask.dtype,
+                     device=mask.device).view(1, 1, 3, 3)
+    return (F.conv2d(mask, k, padding=1) > 0).to(mask.dtype)
+
+
+def init_weights(model: DSOL, scale_init: float) -> None:
+    """torchvision ResNet init for the trunks (kaiming-normal fan-out convs, BN 1/0)."""
+    for m in list(model.vision.modules()) + list(model.audio.modules()):
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        model.loc.scale.fill_(scale_init)
+
+
+def reinit_classifiers(model: DSOL, gen: torch.Generator) -> None:
+    for lin in (model.cls.audio, model.cls.vision):
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen) * 0.01)
+            lin.bias.zero_()
+
+
+STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+def trunk(net, x: torch.Tensor, n_frozen: int) -> torch.Tensor:
+    """ResNetS5 forward with the first n_frozen stages (stem, layer1..4) under no_grad."""
+    def stage(i, y):
+        if i == 0:
+            return net.maxpool(F.relu(net.bn1(net.conv1(y))))
+        return getattr(net, f"layer{i}")(y)
+
+    for i in range(5):
+        if i < n_frozen:
+            with torch.no_grad():
+                x = stage(i, x)
+        else:
+            x = stage(i, x)
+    return x
+
+
+def stage_modules(net, n: int) -> list[nn.Module]:
+    mods = []
+    for i in range(n):
+        mods += [net.conv1, net.bn1] if i == 0 else [getattr(net, f"layer{i}")]
+    return mods
+
+
+def bce(p: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy(p, torch.full_like(p, target))
+
+
+# ---------------------------------------------------------------- the trainer
+
+class Trainer:
+    def __init__(self, cfg: dict, data_path: str, out: str | Path, device: str = "cpu", quiet: bool = False):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.device = torch.device(device)
+        self.quiet = quiet
+        self.seed = int(cfg["seed"])
+        self.data_path = str(data_path)
+        (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.out / "log.txt", "a", encoding="utf-8")
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg["threads"]))
+        if cfg.get("deterministic", True):
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        self.aug = Augment.from_config(cfg.get("augment"))
+        self._load_data()
+        self.n_clusters = int(cfg.get("clusters") or len(self.classes))
+        torch.manual_seed(self.seed)
+        self.model = DSOL(width=int(cfg["width"]), num_classes=self.n_clusters,
+                          classes=[f"cluster{j}" for j in range(self.n_clusters)])
+        init_weights(self.model, float(cfg["stage1"]["scale_init"]))
+        self.model.to(self.device)
+        if cfg["speed"].get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
+        self.opt1 = self._adam(self._backbone_params(), cfg["stage1"]["lr"], cfg["stage1"]["weight_decay"])
+        self.opt2 = None
+        self.teacher: DSOL | None = None
+        self.pseudo: torch.Tensor | None = None      # cluster id per training solo clip
+        self.cluster_to_class: list[int] | None = None
+        self.history: list[dict] = []
+        self.step = 0
+        self.plan = self._plan()
+
+    # ------------------------------------------------ data
+
+    def _load_data(self) -> None:
+        p = Path(self.data_path)
+        mcfg = self.cfg["data"]["music"]
+        if p.is_dir() and (p / "manifest.json").exists():
+            p = p / "manifest.json"
+        if p.is_file():
+            self.classes, scenes = load_manifest(p)
+        else:
+            self.classes = list(mcfg.get("classes") or MUSIC_CLASSES)
+            scenes, exclude = [], set()
+            for kind, key in (("music_solo", "solo_annotation"), ("music_duet", "duet_annotation")):
+                if mcfg.get(key):
+                    test = load_annotation(mcfg[key], kind=kind, split="test", fps=mcfg["fps"])
+                    exclude |= {os.path.realpath(s.image) for s in test}
+                    scenes += test
+            for kind, sub in (("music_solo", "solo"), ("music_duet", "duet")):
+                root = p / sub if (p / sub).is_dir() else (p if kind == "music_solo" else None)
+                if root is not None and (root / "frames").is_dir():
+                    scenes += load_music(root, self.classes, kind, mcfg["fps"], mcfg["val_fraction"],
+                                         self.seed, mcfg.get("frames_per_clip"), exclude)
+        cache = self.out / "cache"
+        by_split = {sp: [s for s in scenes if s.split == sp] for sp in ("train", "val", "test")}
+        self.stores = {sp: SceneStore(sc, self.cfg.get("cache_images", True), cache) for sp, sc in by_split.items()}
+        tr = self.stores["train"].scenes
+        self.solo_idx = [i for i, s in enumerate(tr) if s.kind in SOLO_KINDS]
+        kinds2 = set(self.cfg["stage2"]["kinds"])
+        self.cocktail_idx = [i for i, s in enumerate(tr) if s.kind in kinds2]
+        if len(self.solo_idx) < 2:
+            raise SystemExit(f"{self.data_path}: fewer than 2 training solo scenes")
+        self.log(f"data: {len(self.classes)} classes; train solo {len(self.solo_idx)}, "
+                 f"train cocktail {len(self.cocktail_idx)}, val {len(by_split['val'])}, test {len(by_split['test'])}")
+
+    def _preload(self, split: str) -> None:
+        """Mel energies (memory + disk cache) and, with cache_images, the decoded pictures, so
+        that forked loader workers share them."""
+        st = self.stores[split]
+        if st._mel is None and len(st):
+            bar = Progress(len(st), f"audio {split}", not self.quiet)
+            st.load_audio(progress=bar.update)
+            bar.close()
+        if st.cache_images and len(st._rgb) < len(st):
+            bar = Progress(len(st), f"images {split}", not self.quiet)
+            for i in range(len(st)):
+                st.rgb(i)
+                bar.update()
+            bar.close()
+
+    # ------------------------------------------------ plan, logging, checkpoints
+
+    def _plan(self) -> list[tuple[str, int]]:
+        s1, s2 = self.cfg["stage1"], self.cfg["stage2"]
+        steps = []
+        e1 = int(s1["epochs"])
+        for e in range(e1):
+            steps.append(("s1_loc", e))
+            due = e >= int(s1["warmup_epochs"]) and (e - int(s1["warmup_epochs"])) % max(1, int(s1["cluster_every"])) == 0
+            if due or e == e1 - 1:  # the last epoch always clusters: stage 2 needs its dictionary
+                steps.append(("s1_cls", e))
+        if e1 == 0:
+            steps.append(("s1_cls", 0))
+        if int(s2["epochs"]) > 0 and self.cocktail_idx:
+            steps.append(("s2_init", 0))
+            steps += [("s2", e) for e in range(int(s2["epochs"]))]
+        steps.append(("final", 0))
+        return steps
+
+    def log(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        self.log_file.write(line + "\n")
+        self.log_file.flush()
+        if not self.quiet:
+            print(line, flush=True)
+
+    def record(self, entry: dict) -> None:
+        self.history.append(entry)
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def state(self) -> dict:
+        return {
+            "version": CKPT_VERSION, "step": self.step, "plan": [list(s) for s in self.plan],
+            "config": self.cfg, "model": self.model.state_dict(),
+            # stage 1's optimiser is not needed once stage 2 has begun
+            "opt1": self.opt1.state_dict() if self.opt2 is None else None,
+            "opt2": self.opt2.state_dict() if self.opt2 else None,
+            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+            "pseudo": self.pseudo, "cluster_to_class": self.cluster_to_class,
+            "data_classes": self.classes, "history": self.history,
+            # All sampling derives from (seed, stage, epoch, position); the global torch state
+            # is kept only for completeness.
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def save(self, name: str) -> Path:
+        ck = self.out / "checkpoints"
+        path = ck / f"{self.step:03d}_{name}.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        try:  # last.pt: a hard link to the newest checkpoint (a copy where links fail)
+            if (ck / "last.pt").exists() or (ck / "last.pt").is_symlink():
+                (ck / "last.pt").unlink()
+            os.link(path, ck / "last.pt")
+        except OSError:
+            import shutil
+            shutil.copyfile(path, ck / "last.pt")
+        keep = int(self.cfg.get("keep_checkpoints", 2))
+        old = sorted(p for p in ck.glob("[0-9][0-9][0-9]_*.pt"))
+        for p in old[:-keep] if keep > 0 else []:
+            p.unlink()
+        return path
+
+    def load(self, path: str | Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        if st.get("version") != CKPT_VERSION:
+            raise SystemExit(f"{path}: checkpoint version {st.get('version')}")
+        self.model.load_state_dict(st["model"])
+        self.model.to(self.device)
+        if st["opt1"] is not None:
+            self.opt1.load_state_dict(st["opt1"])
+        if st["teacher"] is not None:
+            self._make_teacher()
+            self.teacher.load_state_dict(st["teacher"])
+        if st["opt2"] is not None:
+            self._make_opt2()
+            self.opt2.load_state_dict(st["opt2"])
+        self.pseudo = st["pseudo"]
+        self.cluster_to_class = st["cluster_to_class"]
+        self.history = list(st["history"])
+        self.step = int(st["step"])
+        if [list(s) for s in self.plan] != st["plan"]:
+            raise SystemExit(f"{path}: the run's plan differs from this configuration's")
+        torch.set_rng_state(st["rng"]["torch"])
+
+    # ------------------------------------------------ optimisers, freezing
+
+    def _adam(self, params, lr, wd):
+        return torch.optim.Adam(params, lr=float(lr), betas=(0.9, 0.999), weight_decay=float(wd))
+
+    def _backbone_params(self) -> list[nn.Parameter]:
+        m = self.model
+        return list(m.vision.parameters()) + list(m.audio.parameters()) + list(m.loc.parameters())
+
+    def _make_opt2(self) -> None:
+        s2 = self.cfg["stage2"]
+        params = [p for n, p in self.model.named_parameters() if n not in ("dsol.dictionary", "dsol.affine")]
+        groups = [{"params": params},
+                  {"params": [self.model.dsol.affine], "lr": float(s2.get("affine_lr") or s2["lr"])}]
+        self.opt2 = self._adam(groups, s2["lr"], s2["weight_decay"])
+
+    def _make_teacher(self) -> None:
+        self.teacher = copy.deepcopy(self.model).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def _frozen(self, stage1_epoch: int | None) -> tuple[int, int]:
+        sp = self.cfg["speed"]
+        if stage1_epoch is not None and stage1_epoch < int(sp.get("freeze_from_epoch", 0)):
+            return 0, 0
+        return int(sp.get("freeze_vision", 0)), int(sp.get("freeze_audio", 0))
+
+    def _train_mode(self, frozen: tuple[int, int]) -> None:
+        self.model.train()
+        for m in stage_modules(self.model.vision, frozen[0]) + stage_modules(self.model.audio, frozen[1]):
+            m.eval()
+
+    def _to(self, x: torch.Tensor, image: bool = False) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if image and self.cfg["speed"].get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _features(self, images, audio, frozen=(0, 0)):
+        fv = trunk(self.model.vision, images, frozen[0])
+        ga = torch.amax(trunk(self.model.audio, audio, frozen[1]), dim=(2, 3))
+        return fv, ga
+
+    def _loader(self, ds, plan):
+        return loader(ds, plan, int(self.cfg.get("workers", 0)))
+
+    def _limit(self, section: str) -> int | None:
+        v = self.cfg.get("limit") or self.cfg[section].get("max_batches")
+        return int(v) if v else None
+
+    # ------------------------------------------------ stage 1
+
+    def stage1_loc(self, epoch: int) -> dict:
+        s1 = self.cfg["stage1"]
+        frozen = self._frozen(epoch)
+        self._train_mode(frozen)
+        ds = PairDataset(self.stores["train"], self.solo_idx, self.seed, self.aug)
+        ds.set_tag(1, epoch)
+        rng = np.random.default_rng([self.seed, 1, epoch])
+        plan = batch_plan(len(ds), int(s1["batch_size"]), rng, True, self._limit("stage1"))
+        bar = Progress(len(plan), f"s1 e{epoch} loc", not self.quiet)
+        tot, acc, n, t0 = 0.0, 0.0, 0, time.time()
+        for b in self._loader(ds, plan):
+            audio = self._to(b["audio"])
+            images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
+            bsz = audio.shape[0]
+            fv, ga = self._features(images, audio, frozen)
+            l = self.model.loc(fv, torch.cat([ga, ga]))
+            score = torch.amax(l, dim=(1, 2, 3))
+            target = torch.cat([torch.ones(bsz), torch.zeros(bsz)]).to(score)
+            loss = F.binary_cross_entropy(score, target)
+            self.opt1.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt1.step()
+            tot += loss.item() * bsz
+            acc += float(((score > 0.5).float() == target).float().mean()) * bsz
+            n += bsz
+            bar.update(loss=loss.item())
+        bar.close()
+        dt = time.time() - t0
+        return {"loss": tot / max(n, 1), "match_acc": acc / max(n, 1), "batches": len(plan),
+                "sec_per_batch": dt / max(len(plan), 1), "time_s": dt}
+
+    @torch.no_grad()
+    def extract_objects(self, split: str, indices: list[int]) -> torch.Tensor:
+        """Masked object features o (N, D) of the given scenes (eval mode, no augmentation)."""
+        self.model.eval()
+        thr = float(self.cfg["stage1"]["mask_threshold"])
+        ds = PlainDataset(self.stores[split], indices)
+        plan = batch_plan(len(ds), int(self.cfg["eval"]["batch_size"]), None, False)
+        out = []
+        bar = Progress(len(plan), "extract o", not self.quiet)
+        for b in self._loader(ds, plan):
+            fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]))
+            l = self.model.loc(fv, ga)
+            mask = dilate4((l > thr).to(fv.dtype))
+            out.append((fv * mask).mean(dim=(2, 3)).float().cpu())
+            bar.update()
+        bar.close()
+        return torch.cat(out)
+
+    def stage1_cluster(self, epoch: int) -> dict:
+        s1 = self.cfg["stage1"]
+        t0 = time.time()
+        o = self.extract_objects("train", self.solo_idx).double().numpy()
+        labels, _, inertia = kmeans(l2_normalize(o), self.n_clusters,
+                                    seed=int(np.random.SeedSequence([self.seed, 2, epoch]).generate_state(1)[0]),
+                                    n_init=int(s1["kmeans_restarts"]), max_iter=int(s1["kmeans_iters"]))
+        dictionary = np.stack([o[labels == j].mean(0) for j in range(self.n_clusters)])
+        self.pseudo = torch.from_numpy(labels.astype(np.int64))
+        with torch.no_grad():
+            self.model.dsol.dictionary.copy_(torch.from_numpy(dictionary).float())
+        self._init_affine()
+        self._update_mapping()
+        gt = [self.stores["train"].scenes[i].label for i in self.solo_idx]
+        known = [(c, g) for c, g in zip(labels, gt) if g >= 0]
+        info = {"kmeans_inertia": inertia, "kmeans_s": time.time() - t0,
+                "cluster_sizes": np.bincount(labels, minlength=self.n_clusters).tolist()}
+        if known:
+            cl, g = zip(*known)
+            info["nmi"] = nmi(cl, g)
+            info["cluster_acc"] = float(np.mean([self.cluster_to_class[c] == t for c, t in known]))
+        # classification rounds on the fresh pseudo-labels
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, 3, epoch]).generate_state(1)[0]))
+        reinit_classifiers(self.model, gen)
+        heads = list(self.model.cls.parameters())
+        opt_h = self._adam(heads, s1["head_lr"], s1["weight_decay"])
+        frozen = self._frozen(epoch)
+        ds = ClassifyDataset(self.stores["train"], self.solo_idx, labels, self.seed, self.aug)
+        losses, accs = [], []
+        t1 = time.time()
+        nb = 0
+        for ce in range(int(s1["class_epochs"])):
+            self._train_mode(frozen)
+            ds.set_tag(4, epoch, ce)
+            rng = np.random.default_rng([self.seed, 4, epoch, ce])
+            plan = batch_plan(len(ds), int(s1["class_batch_size"]), rng, True, self._limit("stage1"))
+            bar = Progress(len(plan), f"s1 e{epoch} cls{ce}", not self.quiet)
+            tot, a_acc, v_acc, n = 0.0, 0.0, 0.0, 0
+            for b in self._loader(ds, plan):
+                fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]), frozen)
+                y = b["label"].to(self.device)
+                v_logits = self.model.cls.vision(fv.mean(dim=(2, 3)))
+                a_logits = self.model.cls.audio(ga)
+                loss = F.cross_entropy(v_logits, y) + F.cross_entropy(a_logits, y)
+                self.opt1.zero_grad(set_to_none=True)
+                opt_h.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt1.step()
+                opt_h.step()
+                k = y.shape[0]
+                tot += loss.item() * k
+                a_acc += float((a_logits.argmax(1) == y).float().sum())
+                v_acc += float((v_logits.argmax(1) == y).float().sum())
+                n += k
+                nb += 1
+                bar.update(loss=loss.item())
+            bar.close()
+            losses.append(tot / max(n, 1))
+            accs.append({"audio": a_acc / max(n, 1), "vision": v_acc / max(n, 1)})
+        dt = time.time() - t1
+        info.update({"class_loss": losses, "class_acc": accs, "batches": nb,
+                     "sec_per_batch": dt / max(nb, 1), "time_s": time.time() - t0})
+        return info
+
+    @torch.no_grad()
+    def _init_affine(self) -> None:
+        """w_o, b_o so that m = w_o (d.f) + b_o has mean 0 and std `affine_scale` over a few
+        training scenes ("data"), or (1, 0) ("identity"). The scale sets how peaked p_v and the
+        class maps can be: Adam at lr 1e-4 hardly moves a scalar over a few hundred steps."""
+        mode = self.cfg["stage2"].get("affine_init", "data")
+        if mode == "identity":
+            self.model.dsol.affine.copy_(torch.tensor([1.0, 0.0]))
+            return
+        idx = (self.cocktail_idx or self.solo_idx)[:64]
+        split = "train"
+        self.model.eval()
+        ds = PlainDataset(self.stores[split], idx)
+        zs = []
+        for b in self._loader(ds, batch_plan(len(ds), 32, None, False)):
+            fv = trunk(self.model.vision, self._to(b["image"], True), 0)
+            zs.append(torch.einsum("kd,ndhw->nkhw", self.model.dsol.dictionary, fv).flatten())
+        z = torch.cat(zs).double()
+        std = float(z.std()) or 1.0
+        k = float(self.cfg["stage2"].get("affine_scale", 10.0))
+        self.model.dsol.affine.copy_(torch.tensor([k / std, -k * float(z.mean()) / std]))
+
+    def _update_mapping(self) -> None:
+        gt = [self.stores["train"].scenes[i].label for i in self.solo_idx]
+        pairs = [(int(c), g) for c, g in zip(self.pseudo.tolist(), gt) if g >= 0]
+        if pairs:
+            cl, g = zip(*pairs)
+            self.cluster_to_class = M.hungarian_cluster_to_class(cl, g, self.n_clusters, len(self.classes))
+        else:
+            self.cluster_to_class = [j % len(self.classes) for j in range(self.n_clusters)]
+
+    # ------------------------------------------------ stage 2
+
+    def stage2_init(self) -> dict:
+        torch.save({"state_dict": self.model.state_dict(), "pseudo": self.pseudo,
+                    "cluster_to_class": self.cluster_to_class}, self.out / "checkpoints" / "stage1_final.pt")
+        self._make_teacher()
+        self._make_opt2()
+        return {"affine": self.model.dsol.affine.tolist()}
+
+    def stage2_epoch(self, epoch: int) -> dict:
+        s2 = self.cfg["stage2"]
+        frozen = self._frozen(None)
+        self._train_mode(frozen)
+        ds = PairDataset(self.stores["train"], self.cocktail_idx, self.seed, self.aug)
+        ds.set_tag(5, epoch)
+        rng = np.random.default_rng([self.seed, 5, epoch])
+        plan = batch_plan(len(ds), int(s2["batch_size"]), rng, True, self._limit("stage2"))
+        lam = float(s2["lambda"])
+        bar = Progress(len(plan), f"s2 e{epoch}", not self.quiet)
+        sums = {"loss": 0.0, "kl": 0.0, "l1": 0.0, "match_acc": 0.0}
+        n, t0 = 0, time.time()
+        for b in self._loader(ds, plan):
+            audio = self._to(b["audio"])
+            bsz = audio.shape[0]
+            images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
+            fv, ga = self._features(images, audio, frozen)
+            l = self.model.loc(fv, torch.cat([ga, ga]))
+            l_pos, l_neg = l[:bsz], l[bsz:]
+            pos_max = torch.amax(l_pos, dim=(1, 2, 3))
+            neg_q = F.adaptive_max_pool2d(l_neg, 2).flatten()
+            l1 = 0.5 * (bce(pos_max, 1.0) + bce(neg_q, 0.0))
+            w_o, b_o = self.model.dsol.affine[0], self.model.dsol.affine[1]
+            m = w_o * torch.einsum("kd,ndhw->nkhw", self.model.dsol.dictionary, fv[:bsz]) + b_o
+            log_pv = F.log_softmax((m * l_pos).mean(dim=(2, 3)), dim=1)
+            with torch.no_grad():
+                p_a = F.softmax(self.teacher.cls.audio(self.teacher.audio(audio)), dim=1)
+            kl = F.kl_div(log_pv, p_a, reduction=s2.get("kl", "batchmean"))
+            loss = kl + lam * l1
+            self.opt2.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt2.step()
+            sums["loss"] += loss.item() * bsz
+            sums["kl"] += kl.item() * bsz
+            sums["l1"] += l1.item() * bsz
+            sums["match_acc"] += 0.5 * float((pos_max > 0.5).float().mean() + (neg_q <= 0.5).float().mean()) * bsz
+            n += bsz
+            bar.update(loss=loss.item())
+        bar.close()
+        dt = time.time() - t0
+        out = {k: v / max(n, 1) for k, v in sums.items()}
+        out.update({"batches": len(plan), "sec_per_batch": dt / max(len(plan), 1), "time_s": dt,
+                    "affine": self.model.dsol.affine.tolist()})
+        return out
+
+    @torch.no_grad()
+    def _audio_features(self, model: DSOL, split: str, idx: list[int]) -> torch.Tensor:
+        model.eval()
+        st = self.stores[split]
+        out = []
+        for a in range(0, len(idx), 64):
+            x = torch.from_numpy(np.stack([audio_input(st.mel(i)) for i in idx[a:a + 64]]))
+            out.append(model.audio(self._to(x)).float())
+        return torch.cat(out) if out else torch.zeros(0, model.feat_dim)
+
+    def refit_audio_head(self) -> dict:
+        """Fit the student's audio classifier to the teacher's p_a on frozen student g(a)."""
+        idx = sorted(set(self.solo_idx) | set(self.cocktail_idx))
+        g_s = self._audio_features(self.model, "train", idx)
+        g_t = self._audio_features(self.teacher, "train", idx)
+        with torch.no_grad():
+            p_t = F.softmax(self.teacher.cls.audio(g_t), dim=1)
+        head = self.model.cls.audio
+        before = float((head(g_s).argmax(1) == p_t.argmax(1)).float().mean())
+        opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+        steps = int(self.cfg["stage2"].get("refit_steps", 300))
+        for _ in range(steps):
+            loss = F.kl_div(F.log_softmax(head(g_s), 1), p_t, reduction="batchmean")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            after = float((head(g_s).argmax(1) == p_t.argmax(1)).float().mean())
+        return {"agree_before": before, "agree_after": after, "kl": loss.item() if steps else None}
+
+    # ------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val", class_aware: bool = True) -> dict:
+        st = self.stores[split]
+        if not len(st):
+            return {}
+        self._preload(split)
+        self.model.eval()
+        ev = self.cfg["eval"]
+        lim = ev.get("limit")
+        groups: dict[str, list[int]] = {}
+        for i, s in enumerate(st.scenes):
+            groups.setdefault(s.kind, []).append(i)
+        out = {}
+        c2c = self.cluster_to_class or list(range(self.n_clusters))
+        k = len(self.classes)
+        for kind, idx in sorted(groups.items()):
+            idx = idx[:int(lim)] if lim else idx
+            ds = PlainDataset(st, idx)
+            solo_ious, res_ca, res_lo = [], [], []
+            frac = ev["duet_fraction"] if kind == "music_duet" else ev["synthetic_fraction"]
+            for b in self._loader(ds, batch_plan(len(ds), int(ev["batch_size"]), None, False)):
+                o = self.model(self._to(b["image"], True), self._to(b["audio"]))
+                l = o["l"].float().cpu().numpy()
+                cm = o["class_maps"].float().cpu().numpy()
+                for j, i in enumerate(b["index"].tolist()):
+                    objs = st.scenes[i].objects
+                    if kind in SOLO_KINDS:
+                        solo_ious.append(M.relative_iou(l[j, 0], [ob["box"] for ob in objs if ob["sounding"]],
+                                                        M.SOLO_FRACTION))
+                    else:
+                        res_lo.append(M.loc_only_image(l[j, 0], objs, frac, num_classes=k))
+                        if class_aware:
+                            res_ca.append(M.cocktail_image(cm[j], objs, c2c, k, frac))
+            if kind in SOLO_KINDS:
+                out[kind] = M.summarize_solo(solo_ious)
+            else:
+                def summ(rs):
+                    return M.summarize_cocktail([r["ciou"] for r in rs], [r["nsa"] for r in rs],
+                                                [r["nsa_visible"] for r in rs])
+                out[kind] = {"loc_only": summ(res_lo)}
+                if class_aware:
+                    out[kind]["class_aware"] = summ(res_ca)
+        return out
+
+    def _eval_due(self, i: int) -> bool:
+        every = int(self.cfg["eval"].get("every", 1) or 0)
+        return every > 0 and (i % every == 0)
+
+    # ------------------------------------------------ final
+
+    def final(self) -> dict:
+        info = {}
+        if self.teacher is not None and self.cfg["stage2"].get("refit_audio_head", True):
+            info["refit_audio_head"] = self.refit_audio_head()
+        self._update_mapping()
+        names = []
+        for j, c in enumerate(self.cluster_to_class):
+            name = self.classes[c]
+            n = sum(1 for x in self.cluster_to_class[:j] if x == c)
+            names.append(name if n == 0 else f"{name}_{n + 1}")
+        self.model.classes = names
+        info["cluster_to_class"] = self.cluster_to_class
+        info["classes"] = names
+        for split in self.cfg["eval"].get("final_splits", ["val", "test"]):
+            info[f"{split}_metrics"] = self.evaluate(split)
+        torch.save({"state_dict": self.model.state_dict(), "classes": names,
+                    "cluster_to_class": self.cluster_to_class, "data_classes": self.classes,
+                    "config": self.cfg}, self.out / "final.pt")
+        src = (f"dsol.train seed {self.seed} width {self.cfg['width']} data {Path(self.data_path).name}; "
+               f"stage1 {self.cfg['stage1']['epochs']} ep, stage2 {self.cfg['stage2']['epochs']} ep")
+        model = copy.deepcopy(self.model).cpu().float().eval()
+        if self.cfg["speed"].get("channels_last"):
+            model = model.to(memory_format=torch.contiguous_format)
+        info["checksum"] = export_model(model, self.out / "model.safetensors", src,
+                                        cluster_to_class=self.cluster_to_class)
+        (self.out / "final.json").write_text(json.dumps(info, indent=1) + "\n")
+        return info
+
+    # ------------------------------------------------ driver
+
+    def run(self, stop_after: int | None = None) -> dict:
+        """Run the remaining steps; with stop_after, return after that many (as if interrupted)."""
+        self._preload("train")
+        done = 0
+        while self.step < len(self.plan):
+            if stop_after is not None and done >= stop_after:
+                self.log(f"stopping after {done} steps (--stop-after)")
+                return self.history[-1] if self.history else {}
+            done += 1
+            kind, e = self.plan[self.step]
+            t0 = time.time()
+            entry: dict = {"step": self.step, "phase": kind, "epoch": e}
+            with torch.enable_grad():  # whatever the caller's grad mode
+                if kind == "s1_loc":
+                    entry.update(self.stage1_loc(e))
+                elif kind == "s1_cls":
+                    entry.update(self.stage1_cluster(e))
+                elif kind == "s2_init":
+                    entry.update(self.stage2_init())
+                elif kind == "s2":
+                    entry.update(self.stage2_epoch(e))
+                else:
+                    entry.update(self.final())
+            if kind in ("s1_cls", "s2") or (kind == "s1_loc" and self.pseudo is None):
+                if self._eval_due(e):
+                    entry["val"] = self.evaluate("val", class_aware=self.pseudo is not None)
+            entry["wall_s"] = time.time() - t0
+            self.record(entry)
+            self.log(self._summary(entry))
+            self.step += 1
+            if kind != "final":
+                self.save(f"{kind}_e{e:02d}")
+        self.log(f"done: {self.out / 'model.safetensors'}")
+        return self.history[-1]
+
+    def _summary(self, e: dict) -> str:
+        parts = [f"[{e['step']:03d}] {e['phase']} e{e['epoch']}"]
+        for k in ("loss", "match_acc", "kl", "l1", "nmi", "cluster_acc", "sec_per_batch"):
+            if isinstance(e.get(k), (int, float)):
+                parts.append(f"{k} {e[k]:.4f}")
+        if "class_loss" in e:
+            parts.append(f"class_loss {e['class_loss'][-1]:.4f} acc a/v "
+                         f"{e['class_acc'][-1]['audio']:.3f}/{e['class_acc'][-1]['vision']:.3f}")
+        val = e.get("val") or e.get("val_metrics") or {}
+        for kind, v in val.items():
+            if "iou@0.5" in v:
+                parts.append(f"{kind} IoU@0.5 {v['iou@0.5']:.3f} AUC {v['auc']:.3f}")
+            else:
+                for mode, r in v.items():
+                    nsa = r["nsa"] if r["nsa"] is not None else float("nan")
+                    parts.append(f"{kind}/{mode} CIoU@0.3 {r['ciou@0.3']:.3f} AUC {r['auc']:.3f} NSA {nsa:.3f}")
+        parts.append(f"{e.get('wall_s', 0):.1f}s")
+        return " | ".join(parts)
+
+
+# ---------------------------------------------------------------- benchmark
+
+@torch.enable_grad()
+def benchmark(width: int, batch: int, threads: int | None, iters: int = 3, channels_last: bool = False,
+              freeze_vision: int = 0) -> dict:
+    """Seconds per training batch of each phase on random inputs (no data needed)."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = DSOL(width=width, num_classes=11)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def img(n):
+        x = torch.randn(n, 3, 224, 224)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    aud = torch.randn(batch, 1, 201, 64) * 10 - 50
+    res = {}
+
+    def timed(name, fn):
+        ts, cs = [], []
+        for _ in range(iters):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            ts.append(time.perf_counter() - t)
+            cs.append(time.process_time() - c)
+        rest = slice(1, None) if len(ts) > 1 else slice(None)
+        res[name] = {"first": ts[0], "median_rest": float(np.median(ts[rest])),
+                     "cpu_median_rest": float(np.median(cs[rest]))}
+        print(f"  {name:30s} first {ts[0]:7.2f} s   then {res[name]['median_rest']:7.2f} s/batch "
+              f"(process CPU {res[name]['cpu_median_rest']:7.2f} s)", flush=True)
+
+    fz = (freeze_vision, 0)
+    model.train()
+    for m in stage_modules(model.vision, freeze_vision):
+        m.eval()
+
+    def s1_loc():
+        fv = trunk(model.vision, img(2 * batch), fz[0])
+        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
+        l = model.loc(fv, torch.cat([ga, ga]))
+        loss = F.binary_cross_entropy(torch.amax(l, dim=(1, 2, 3)), torch.cat([torch.ones(batch), torch.zeros(batch)]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def s1_cls():
+        fv = trunk(model.vision, img(batch), fz[0])
+        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
+        y = torch.randint(0, 11, (batch,))
+        loss = F.cross_entropy(model.cls.vision(fv.mean(dim=(2, 3))), y) + F.cross_entropy(model.cls.audio(ga), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    teacher = copy.deepcopy(model).eval()
+
+    def s2():
+        fv = trunk(model.vision, img(2 * batch), fz[0])
+        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
+        l = model.loc(fv, torch.cat([ga, ga]))
+        l1 = 0.5 * (bce(torch.amax(l[:batch], dim=(1, 2, 3)), 1.0) + bce(F.adaptive_max_pool2d(l[batch:], 2), 0.0))
+        m = torch.einsum("kd,ndhw->nkhw", model.dsol.dictionary, fv[:batch])
+        with torch.no_grad():
+            p_a = F.softmax(teacher.cls.audio(teacher.audio(aud)), dim=1)
+        kl = F.kl_div(F.log_softmax((m * l[:batch]).mean(dim=(2, 3)), 1), p_a, reduction="batchmean")
+        opt.zero_grad()
+        (kl + 0.5 * l1).backward()
+        opt.step()
+
+    @torch.no_grad()
+    def extract():
+        model.eval()
+        model(img(batch), aud)
+        model.train()
+
+    print(f"benchmark: width {width}, batch {batch}+{batch}, threads {torch.get_num_threads()}, "
+          f"channels_last {channels_last}, frozen vision stages {freeze_vision}", flush=True)
+    timed(f"stage-1 localisation {batch}+{batch}", s1_loc)
+    timed(f"stage-1 classification {batch}", s1_cls)
+    timed(f"stage-2 {batch}+{batch}", s2)
+    timed(f"eval/extract forward {batch}", extract)
+    return res
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m dsol.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", help="YAML config (missing keys take the defaults of dsol.train.DEFAULTS)")
+    ap.add_argument("--data", help="manifest.json of the builder, or a MUSIC-layout folder")
+    ap.add_argument("--out", help="run folder")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--width", type=int, help="ResNet base width (64 = the real model)")
+    ap.add_argument("--limit", type=int, help="at most N batches per training epoch/round")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    ap.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # tests: interrupt after N steps
+    ap.add_argument("--benchmark", action="store_true", help="time training batches on random inputs and exit")
+    ap.add_argument("--batch", type=int, default=32, help="batch size for --benchmark")
+    ap.add_argument("--iters", type=int, default=3, help="batches per phase for --benchmark")
+    ap.add_argument("--channels-last", action="store_true", help="--benchmark in channels-last layout")
+    ap.add_argument("--freeze-vision", type=int, default=0, help="--benchmark with N frozen vision stages")
+    args = ap.parse_args(argv)
+
+    if args.benchmark:
+        benchmark(args.width or 64, args.batch, args.threads, args.iters, args.channels_last, args.freeze_vision)
+        return 0
+    if not args.data or not args.out:
+        ap.error("--data and --out are required")
+    out = Path(args.out)
+    last = out / "checkpoints" / "last.pt"
+    if args.resume:
+        if not last.exists():
+            ap.error(f"--resume: no checkpoint at {last}")
+        cfg = yaml.safe_load((out / "config.yaml").read_text())
+    else:
+        if last.exists():
+            ap.error(f"{out} already holds a run; use --resume or another --out")
+        cfg = load_config(args.config)
+        for key in ("seed", "width", "limit", "threads"):
+            if getattr(args, key) is not None:
+                cfg[key] = getattr(args, key)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if args.threads is not None:
+        cfg["threads"] = args.threads
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device available to this PyTorch build")
+    trainer = Trainer(cfg, args.data, out, args.device, quiet=args.quiet)
+    if args.resume:
+        trainer.load(last)
+        trainer.log(f"resumed at step {trainer.step}/{len(trainer.plan)} from {last}")
+    trainer.run(args.stop_after)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
