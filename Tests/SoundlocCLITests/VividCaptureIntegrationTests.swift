@@ -39,6 +39,53 @@ final class VividCaptureIntegrationTests: XCTestCase {
         #endif
     }
 
+    /// The appliance itself in the VM: `soundloc run` on the vivid camera and the loopback card with the
+    /// tiny model, publishing on its socket, stopping by itself after 12 processed frames.
+    func testApplianceRunsInVMOnRealDrivers() throws {
+        #if os(Linux) && arch(x86_64)
+        guard Self.onPath("qemu-system-x86_64") else {
+            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        }
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("vm.yaml")
+        try """
+            board: qemu-vivid
+            audio:
+              pcm: "hw:Loopback,1,0"
+            video:
+              device: /dev/video0
+              width: 320
+              height: 180
+              fps: 30
+            model:
+              path: /opt/test/model.safetensors
+            engine:
+              threads: 1
+            pipeline:
+              max_fps: 10
+            output:
+              socket: /tmp/soundloc.sock
+              socket_mode: "0660"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
+        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
+        let result = try Self.run(script.path, [
+            CLI.executable.path, "run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose",
+        ], environment: ["SOUNDLOC_VM_TIMEOUT": "240",
+                         "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(config.path):/opt/test/vm.yaml"])
+        let report = "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000))
+        XCTAssertEqual(result.status, 0, report)
+        XCTAssertTrue(result.output.contains("serving"), report)
+        // One published line per processed frame (printed after publishing), numbered 1...12.
+        for sequence in 1...12 { XCTAssertTrue(result.output.contains("#\(sequence) "), "frame \(sequence) missing\n\(report)") }
+        XCTAssertNotNil(result.output.range(of: #"frames: \d+ captured, 12 processed"#, options: .regularExpression), report)
+        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
+        #else
+        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
+        #endif
+    }
+
     private static func onPath(_ tool: String) -> Bool {
         (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
             FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")

@@ -11,6 +11,7 @@
 #   SOUNDLOC_VM_TIMEOUT   seconds before the VM is killed (default 300)
 #   SOUNDLOC_VM_MEMORY    guest memory (default 1G)
 #   SOUNDLOC_VIVID_PARAMS vivid module options (default: one instance, one webcam capture node)
+#   SOUNDLOC_VM_FILES     extra files for the guest, "HOST:GUEST" pairs separated by spaces (e.g. a model)
 #   SOUNDLOC_*            other SOUNDLOC_ variables (e.g. SOUNDLOC_LOG_LEVEL) are passed to BINARY
 # Needs qemu-system-x86, busybox-static, cpio and apt (Tools/setup.sh --test installs them). The kernel
 # package current at the first run is fetched with `apt-get download` (~70 MB, ~10 s) and its image and
@@ -148,6 +149,11 @@ if command -v objcopy >/dev/null && objcopy --strip-debug "$binary" "$root$guest
 else cp "$binary" "$root$guest_binary"; fi
 chmod +x "$root$guest_binary"
 copy_libraries_of "$binary"
+for pair in ${SOUNDLOC_VM_FILES:-}; do
+  host_file=${pair%%:*}; guest_file=${pair#*:}
+  [[ -f $host_file && $guest_file == /* ]] || die "SOUNDLOC_VM_FILES entry '$pair' is not HOST:/ABSOLUTE/GUEST with an existing HOST file"
+  mkdir -p "$root$(dirname "$guest_file")" && cp -L "$host_file" "$root$guest_file"
+done
 copy_libraries_of "$busybox"
 
 # Loaded at run time, so ldd does not list them: libv4l2 (dlopen'ed by the camera source) with its
