@@ -114,7 +114,6 @@ public final class Pipeline: @unchecked Sendable {
     private var image: UnsafeMutableBufferPointer<Float>
     private var preprocessor: ImagePreprocessor?
     private var sequence: UInt64 = 0
-    private var lastProcessed: UInt64 = 0
 
     public init(audio: AudioSource, video: VideoSource, model: Localizer, options: PipelineOptions = PipelineOptions(),
                 logger: Logger) throws {
@@ -269,18 +268,18 @@ public final class Pipeline: @unchecked Sendable {
     // MARK: inference
 
     private func inferenceLoop() {
-        let minimumInterval = UInt64(1e9 / options.maxFps)
+        var schedule = FrameSchedule(maxFps: options.maxFps)
         while !isStopping {
             guard let frame = frames.take(timeout: 0.5) else {
                 if frames.isClosedAndEmpty { return }
                 continue
             }
             let captured = frame.captureTimeNanos ?? monotonicNanos()
-            if lastProcessed != 0 && captured &- lastProcessed < minimumInterval && captured > lastProcessed {
+            guard schedule.admits(captured) else {
                 stateLock.withLock { statistics.framesDropped += 1 }
                 continue
             }
-            if process(frame, capturedAt: captured, waitForAudio: true) { lastProcessed = captured }
+            if process(frame, capturedAt: captured, waitForAudio: true) { schedule.processed(captured) }
             if let limit = options.frameLimit, currentStatistics.framesProcessed >= limit { return }
         }
     }
@@ -390,6 +389,25 @@ public final class Pipeline: @unchecked Sendable {
         }
         onFrame?(ProcessedFrame(report: report, interpretation: interpretation, frame: frame, output: output))
         return true
+    }
+}
+
+/// Caps the processed frame rate: one frame per interval, where a frame up to half an interval early
+/// still takes its slot — so a 30 fps camera under a 25 fps cap yields 25 fps, not every other frame.
+public struct FrameSchedule: Sendable {
+    public let interval: UInt64
+    private var nextDue: UInt64 = 0
+
+    public init(maxFps: Double) { interval = UInt64(1e9 / maxFps) }
+
+    /// Whether a frame captured at `captured` (ns) may be processed.
+    public func admits(_ captured: UInt64) -> Bool { captured + interval / 2 >= nextDue }
+
+    /// Records that the frame captured at `captured` was processed.
+    public mutating func processed(_ captured: UInt64) {
+        // Keep the schedule while on time; restart it from this frame after falling behind.
+        let base = nextDue > 0 && captured < nextDue + interval / 2 ? nextDue : captured
+        nextDue = base + interval
     }
 }
 

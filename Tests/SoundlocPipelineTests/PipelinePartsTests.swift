@@ -87,3 +87,37 @@ final class PipelinePartsTests: XCTestCase {
         XCTAssertTrue(result.sounding.isEmpty, "flute's map is not where l is bright; violin is not heard")
     }
 }
+
+final class FrameScheduleTests: XCTestCase {
+    /// Feeds `seconds` of a camera at `cameraFps` to a schedule capped at `maxFps`; returns frames processed.
+    func processed(cameraFps: Double, maxFps: Double, seconds: Double = 10) -> Int {
+        var schedule = FrameSchedule(maxFps: maxFps)
+        var count = 0
+        for n in 0..<Int(cameraFps * seconds) {
+            let captured = 1_000_000_000 + UInt64(Double(n) * 1e9 / cameraFps)
+            if schedule.admits(captured) { schedule.processed(captured); count += 1 }
+        }
+        return count
+    }
+
+    func testCapIsReachedWhenTheCameraIsFaster() {
+        XCTAssertEqual(processed(cameraFps: 30, maxFps: 25), 250, accuracy: 2)
+        XCTAssertEqual(processed(cameraFps: 30, maxFps: 20), 200, accuracy: 2)
+        XCTAssertEqual(processed(cameraFps: 60, maxFps: 25), 250, accuracy: 2)
+        XCTAssertEqual(processed(cameraFps: 30, maxFps: 10), 100, accuracy: 1)
+    }
+
+    func testEveryFrameIsKeptWhenTheCameraIsSlower() {
+        XCTAssertEqual(processed(cameraFps: 15, maxFps: 25), 150)
+    }
+
+    func testScheduleRestartsAfterFallingBehind() {
+        var schedule = FrameSchedule(maxFps: 25)
+        schedule.processed(1_000_000_000)
+        // Busy for a second: the next frame is processed, and the one 33 ms later too (still on the new schedule).
+        XCTAssertTrue(schedule.admits(2_000_000_000))
+        schedule.processed(2_000_000_000)
+        XCTAssertTrue(schedule.admits(2_033_000_000))
+        XCTAssertFalse(schedule.admits(2_010_000_000))
+    }
+}
