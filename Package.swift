@@ -37,7 +37,7 @@ let package = Package(
             dependencies: ["CALSA", "CZlib", "CSoundlocShims", .product(name: "Logging", package: "swift-log")]),
         .target(name: "SoundlocFeatures", dependencies: ["CFFTW"]),
         .target(name: "SoundlocEngine", dependencies: ["COpenBLAS", "CSoundlocShims", "CSoundlocKernels"]),
-        .target(name: "SoundlocDSOL", dependencies: ["SoundlocEngine"]),
+        .target(name: "SoundlocDSOL", dependencies: ["SoundlocEngine", "SoundlocFeatures"]),
         .target(
             name: "SoundlocOutput",
             dependencies: [

@@ -147,19 +147,8 @@ public final class Evaluator {
         self.manifest = manifest
         let meta = model.metadata
         (classes, clusterToClass) = try Self.resolveClasses(model: meta, manifest: manifest.classes)
-        var config = LogMelConfig()
-        config.sampleRate = meta.audio.sampleRate
-        config.fftSize = meta.audio.nFFT
-        config.hop = meta.audio.hop
-        config.melBands = meta.audio.melBands
-        config.maxFrequency = meta.audio.maxFrequency
-        config.topDB = Float(meta.audio.topDB)
-        config.windowSamples = (meta.audio.frames - 1) * meta.audio.hop
-        do { logMel = try LogMel(config: config) } catch {
+        do { logMel = try LogMel(config: try meta.logMelConfig()) } catch {
             throw EvalError.audioFeatures("the model's audio features \(meta.audio) cannot be computed here: \(error)")
-        }
-        guard config.framesPerWindow == meta.audio.frames else {
-            throw EvalError.audioFeatures("the model's audio features \(meta.audio) do not make \(meta.audio.frames) frames a window")
         }
     }
 

@@ -26,7 +26,8 @@ public struct LogMelConfig: Sendable, Equatable {
     /// Floats in one window, laid out time-major (frames × mel bands).
     public var windowValueCount: Int { framesPerWindow * melBands }
 
-    func validate() throws {
+    /// Throws `LogMelError.badConfiguration` when the fields cannot describe a centred STFT front end.
+    public func validate() throws {
         guard fftSize > 0, fftSize % 2 == 0, hop > 0, fftSize == 2 * hop, windowSamples % hop == 0,
               melBands > 0, sampleRate > 0, maxFrequency > minFrequency, maxFrequency <= Double(sampleRate) / 2
         else {

@@ -117,11 +117,7 @@ public final class Pipeline: @unchecked Sendable {
 
     public init(audio: AudioSource, video: VideoSource, model: Localizer, options: PipelineOptions = PipelineOptions(),
                 logger: Logger) throws {
-        let spec = model.metadata.audio
-        var features = LogMelConfig.dsol
-        features.sampleRate = spec.sampleRate; features.fftSize = spec.nFFT; features.hop = spec.hop
-        features.melBands = spec.melBands; features.maxFrequency = spec.maxFrequency; features.topDB = Float(spec.topDB)
-        features.windowSamples = (spec.frames - 1) * spec.hop
+        let features = try model.metadata.logMelConfig()
         guard audio.sampleRate == features.sampleRate else {
             throw PipelineError.mismatch("audio source runs at \(audio.sampleRate) Hz, the model expects \(features.sampleRate) Hz")
         }

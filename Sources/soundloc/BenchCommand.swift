@@ -99,12 +99,17 @@ struct FeaturesBenchmark: ParsableCommand {
         print(String(format: "one core at %d updates/s: %.3f %% (mean update × rate)", rate, share))
         if let json {
             let report = Report(updatesPerSecond: rate, stages: [update, full], coreShareAtRatePercent: share)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
+            try writeJSONReport(report, to: json)
         }
     }
+}
+
+/// Writes a benchmark report as pretty, key-sorted JSON (stable diffs between runs) and says so.
+func writeJSONReport<Report: Encodable>(_ report: Report, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+    print("wrote \(path)")
 }
 
 /// Right-aligns `text` in a column of `width` characters.

@@ -122,10 +122,7 @@ struct EngineBenchmark: ParsableCommand {
         if let json {
             let report = Report(model: model, int8Model: int8Model, width: first.metadata.width, int8Kernel: kernel, stages: stages,
                                 peakRSSKiB: status["VmHWM"], rssKiB: status["VmRSS"])
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
+            try writeJSONReport(report, to: json)
         }
     }
 

@@ -102,10 +102,7 @@ struct PipelineBenchmark: ParsableCommand {
             let report = Report(model: model, seconds: wall, cameraFps: fps, sustainedFps: sustained,
                                 framesProcessed: stats.framesProcessed, framesDropped: stats.framesDropped,
                                 stagesMilliseconds: stages, cpuPercentOfOneCore: cpu / wall * 100, peakRSSMiB: peak)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
+            try writeJSONReport(report, to: json)
         }
     }
 }

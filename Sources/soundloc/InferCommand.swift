@@ -55,14 +55,12 @@ struct InferCommand: ParsableCommand {
         let input = pre.process(rgb: picture.pixels)
 
         let wav = try WAVFile.read(path: audio, requiring: meta.audio.sampleRate)
-        let logMel = try LogMel()
-        let config = logMel.config
-        guard config.sampleRate == meta.audio.sampleRate, config.melBands == meta.audio.melBands,
-              config.framesPerWindow == meta.audio.frames, config.fftSize == meta.audio.nFFT, config.hop == meta.audio.hop else {
+        let logMel: LogMel
+        do { logMel = try LogMel(config: try meta.logMelConfig()) } catch {
             throw ValidationError("\(model) was trained on audio features \(meta.audio), which this build's log-mel front end does not compute")
         }
-        let window = Array(wav.samples.prefix(config.windowSamples))
-        let rms = (window.reduce(0) { $0 + Double($1) * Double($1) } / Double(config.windowSamples)).squareRoot()
+        let window = Array(wav.samples.prefix(logMel.config.windowSamples))
+        let rms = (window.reduce(0) { $0 + Double($1) * Double($1) } / Double(logMel.config.windowSamples)).squareRoot()
         let dbfs = 20 * log10(max(rms, 1e-10))
         let features = logMel.window(window)
 

@@ -100,10 +100,8 @@ struct QuantizeCommand: ParsableCommand {
             meta = try ModelMetadata(file.metadata)
         } catch let e as ModelFileError { throw ValidationError("\(model): \(e)") }
         guard meta.precision == "fp32" else { throw ValidationError("\(QuantizeError.notFP32(path: model, precision: meta.precision))") }
-        let logMel = try LogMel()
-        let config = logMel.config
-        guard config.sampleRate == meta.audio.sampleRate, config.melBands == meta.audio.melBands,
-              config.framesPerWindow == meta.audio.frames else {
+        let logMel: LogMel
+        do { logMel = try LogMel(config: try meta.logMelConfig()) } catch {
             throw ValidationError("\(model) was trained on audio features \(meta.audio), which this build's log-mel front end does not compute")
         }
         var preprocessors = [String: ImagePreprocessor]()
