@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -94,41 +93,10 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as w:
-        ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-        raw = w.readframes(n)
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit WAV, expected 16-bit PCM")
-    pcm = np.frombuffer(raw, dtype="<i2").astype(np.float32).reshape(-1, ch)
-    return (pcm.mean(axis=1) / np.float32(32768.0)).astype(np.float32), rate
-
-
-def _logmel_librosa(samples: np.ndarray) -> np.ndarray:
-    """SPEC §3 through librosa, for checkouts without dsol.audio."""
-    import librosa
-
-    x = np.zeros(16000, dtype=np.float32)
-    x[:min(16000, len(samples))] = samples[:16000]
-    mag = np.abs(librosa.stft(x, n_fft=160, hop_length=80, window="hann", center=True, pad_mode="constant"))
-    mel = librosa.feature.melspectrogram(S=mag, sr=16000, n_fft=160, n_mels=64, fmax=8000)
-    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0).T.astype(np.float32)
-
-
 def audio_features(path: Path) -> tuple[np.ndarray, str]:
     """WAV -> (201, 64) float32 log-mel of its first second, and which implementation made it."""
-    try:
-        from dsol.audio import load_clip, logmel
-    except ImportError:
-        x, rate = _read_wav(path)
-        if rate != 16000:
-            from math import gcd
+    from dsol.audio import load_clip, logmel
 
-            from scipy.signal import resample_poly
-
-            g = gcd(rate, 16000)
-            x = resample_poly(x, 16000 // g, rate // g).astype(np.float32)
-        return _logmel_librosa(x), "librosa"
     return logmel(load_clip(path, 0.0, 1.0)), "dsol.audio"
 
 
