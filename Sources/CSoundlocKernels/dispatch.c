@@ -5,6 +5,10 @@
 
 #include "q8-gemm-internal.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
@@ -18,6 +22,7 @@
 // Best first: auto-selection takes the first one the CPU supports.
 static const soundloc_q8_gemm_impl *const q8_impls[] = {
 #if defined(__x86_64__)
+    &q8_impl_avx512vnni,
     &q8_impl_avx2,
 #endif
 #if defined(__aarch64__)
@@ -26,10 +31,23 @@ static const soundloc_q8_gemm_impl *const q8_impls[] = {
 #endif
     &q8_impl_reference,
 };
-static const char *const q8_known_names[] = {"reference", "avx2", "neon", "neondot"};
+static const char *const q8_known_names[] = {"reference", "avx2", "avx512vnni", "neon", "neondot"};
 
 static const soundloc_q8_gemm_impl *q8_active;  // accessed with __atomic builtins
 static char q8_error[256];
+
+#if defined(__x86_64__)
+// The OS saves and restores the opmask and full ZMM registers (XCR0 bits 1, 2, 5, 6, 7). libgcc's and compiler-rt's
+// __builtin_cpu_supports both test this before reporting AVX-512 features, but which runtime (and which version)
+// gets linked is the toolchain's choice, so the kernel that needs it checks directly as well.
+static int os_saves_zmm(void) {
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE)) return 0;  // xgetbv would fault
+    unsigned int xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    return (xcr0_lo & 0xE6u) == 0xE6u;
+}
+#endif
 
 static int cpu_supports(const soundloc_q8_gemm_impl *impl) {
     if (impl == &q8_impl_reference) return 1;
@@ -37,6 +55,11 @@ static int cpu_supports(const soundloc_q8_gemm_impl *impl) {
     if (impl == &q8_impl_avx2) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    if (impl == &q8_impl_avx512vnni) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && os_saves_zmm();
     }
 #endif
 #if defined(__aarch64__)
@@ -79,10 +102,12 @@ int soundloc_kernels_select(const char *name_or_null) {
         chosen = soundloc_kernels_impl(name);
         if (!chosen) {
             int known = 0;
-            for (size_t i = 0; i < 4; i++) known |= strcmp(q8_known_names[i], name) == 0;
+            for (size_t i = 0; i < sizeof q8_known_names / sizeof q8_known_names[0]; i++)
+                known |= strcmp(q8_known_names[i], name) == 0;
             if (!known)
                 return fail(SOUNDLOC_KERNELS_EUNKNOWN,
-                            "unknown kernel implementation '%s'%s: expected reference, avx2, neon or neondot", name, origin);
+                            "unknown kernel implementation '%s'%s: expected reference, avx2, avx512vnni, neon or neondot",
+                            name, origin);
             return fail(SOUNDLOC_KERNELS_EUNSUPPORTED, "kernel implementation '%s'%s is not built for this architecture",
                         name, origin);
         }

@@ -20,7 +20,7 @@
 #define Q8_HEADER_BYTES 64u
 #define Q8_MAX_K 32768u
 
-enum { Q8_IMPL_REFERENCE = 1, Q8_IMPL_AVX2 = 2, Q8_IMPL_NEON = 3, Q8_IMPL_NEONDOT = 4 };
+enum { Q8_IMPL_REFERENCE = 1, Q8_IMPL_AVX2 = 2, Q8_IMPL_NEON = 3, Q8_IMPL_NEONDOT = 4, Q8_IMPL_AVX512VNNI = 5 };
 
 typedef struct q8_packed_header {
     uint32_t magic, impl, n, k, kpad, nr, kr, panel_bytes;
@@ -75,6 +75,7 @@ void q8_requant_rows_scalar(size_t rows, size_t cols, const int32_t *acc, size_t
 extern const soundloc_q8_gemm_impl q8_impl_reference;
 #if defined(__x86_64__)
 extern const soundloc_q8_gemm_impl q8_impl_avx2;
+extern const soundloc_q8_gemm_impl q8_impl_avx512vnni;
 #endif
 #if defined(__aarch64__)
 extern const soundloc_q8_gemm_impl q8_impl_neon;

@@ -61,7 +61,7 @@ public final class DSOLModel {
     public var classes: [String] { metadata.classes }
     /// `fp32` or `int8`.
     public var precision: String { metadata.precision }
-    /// The int8 kernel implementation the trunks run on (reference, avx2, neon, neondot); nil for fp32.
+    /// The int8 kernel implementation the trunks run on (reference, avx2, avx512vnni, neon, neondot); nil for fp32.
     public let int8Kernel: String?
     /// Floats `forward` expects for the image: 3 × imageSize × imageSize (CHW).
     public var imageCount: Int { 3 * metadata.imageSize * metadata.imageSize }

@@ -54,7 +54,7 @@ public struct ApplianceConfig: Equatable, Sendable {
 
     public init() {}
 
-    public static let kernelChoices = ["auto", "reference", "avx2", "neon", "neondot"]
+    public static let kernelChoices = ["auto", "reference", "avx2", "avx512vnni", "neon", "neondot"]
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// Loads and validates a config file; relative model paths resolve against the file's folder's parent

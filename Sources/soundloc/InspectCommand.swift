@@ -54,7 +54,7 @@ struct InspectCommand: ParsableCommand {
         if let m = metadata, m.precision == "int8" {
             print("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
             print("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
-            do { print("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|neon|neondot to force)") } catch {
+            do { print("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|avx512vnni|neon|neondot to force)") } catch {
                 print("int8 kernels: UNAVAILABLE: \(error)")
                 problems.append("\(error)")
             }

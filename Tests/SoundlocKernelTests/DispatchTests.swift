@@ -17,7 +17,9 @@ final class DispatchTests: XCTestCase {
         unsetenv("SOUNDLOC_KERNELS")
         XCTAssertEqual(soundloc_kernels_select(nil), SOUNDLOC_KERNELS_OK)
         #if arch(x86_64)
-        XCTAssertEqual(active, soundloc_kernels_supported("avx2") != 0 ? "avx2" : "reference")
+        let best = soundloc_kernels_supported("avx512vnni") != 0 ? "avx512vnni"
+            : soundloc_kernels_supported("avx2") != 0 ? "avx2" : "reference"
+        XCTAssertEqual(active, best)
         #elseif arch(arm64)
         XCTAssertEqual(active, soundloc_kernels_supported("neondot") != 0 ? "neondot" : "neon")
         #endif
@@ -30,6 +32,30 @@ final class DispatchTests: XCTestCase {
         XCTAssertEqual(active, "reference")
         // An explicit name wins over the environment.
         XCTAssertEqual(soundloc_kernels_select("reference"), SOUNDLOC_KERNELS_OK)
+    }
+
+    /// SOUNDLOC_KERNELS=avx512vnni runs it where the CPU has it; avx2 stays selectable beside it.
+    func testEnvironmentForcesAVX512VNNIAndAVX2() throws {
+        #if arch(x86_64)
+        guard soundloc_kernels_supported("avx512vnni") != 0 else {
+            throw XCTSkip("this CPU lacks AVX-512 F/BW/VL + VNNI (or the OS does not save the ZMM state)")
+        }
+        setenv("SOUNDLOC_KERNELS", "avx512vnni", 1)
+        XCTAssertEqual(soundloc_kernels_select(nil), SOUNDLOC_KERNELS_OK, error)
+        XCTAssertEqual(active, "avx512vnni")
+        XCTAssertEqual(soundloc_kernels_active().pointee.mr, 4)
+        if soundloc_kernels_supported("avx2") != 0 {
+            setenv("SOUNDLOC_KERNELS", "avx2", 1)
+            XCTAssertEqual(soundloc_kernels_select(nil), SOUNDLOC_KERNELS_OK, error)
+            XCTAssertEqual(active, "avx2")
+        }
+        XCTAssertEqual(soundloc_kernels_select("avx512vnni"), SOUNDLOC_KERNELS_OK, "an explicit name wins")
+        XCTAssertEqual(active, "avx512vnni")
+        #else
+        setenv("SOUNDLOC_KERNELS", "avx512vnni", 1)
+        XCTAssertEqual(soundloc_kernels_select(nil), SOUNDLOC_KERNELS_EUNSUPPORTED)
+        XCTAssertTrue(error.contains("not built for this architecture"), error)
+        #endif
     }
 
     func testEnvironmentForcingUnsupportedIsRefused() throws {
@@ -48,7 +74,7 @@ final class DispatchTests: XCTestCase {
 
         setenv("SOUNDLOC_KERNELS", "fastest-please", 1)
         XCTAssertEqual(soundloc_kernels_select(nil), SOUNDLOC_KERNELS_EUNKNOWN)
-        XCTAssertTrue(error.contains("fastest-please"), error)
+        XCTAssertTrue(error.contains("fastest-please") && error.contains("avx512vnni"), error)
     }
 
     /// The active-implementation entry points run the selected kernel.

@@ -20,7 +20,7 @@ struct KernelRandom {
 typealias Impl = UnsafePointer<soundloc_q8_gemm_impl>
 
 enum Kernels {
-    static let allNames = ["reference", "avx2", "neon", "neondot"]
+    static let allNames = ["reference", "avx2", "avx512vnni", "neon", "neondot"]
     static var reference: Impl { soundloc_kernels_impl("reference")! }
     /// Implementations built in and supported by this CPU, reference first.
     static var available: [Impl] { allNames.filter { soundloc_kernels_supported($0) != 0 }.map { soundloc_kernels_impl($0)! } }
@@ -119,10 +119,12 @@ private func withOptionalBuffer<R>(_ array: [UInt8]?, _ body: (UnsafePointer<UIn
 extension GemmProblem {
     /// A random problem: odd sizes, K off the tile steps, zero points zero or not, ReLU and arbitrary clamps,
     /// residual or not, power-of-two scales now and then (exact .5 ties exercise round-half-even).
-    static func random(_ rng: inout KernelRandom, big: Bool = false) -> GemmProblem {
-        let m = big ? rng.int(20...50) : rng.int(1...40)
-        let n = big ? rng.int(40...100) : rng.int(1...70)
-        let k = big ? rng.int(520...2400) : rng.int(1...300)
+    /// `m`, `n`, `k`, when given, replace the random sizes.
+    static func random(_ rng: inout KernelRandom, big: Bool = false, m fixedM: Int? = nil, n fixedN: Int? = nil,
+                       k fixedK: Int? = nil) -> GemmProblem {
+        let m = fixedM ?? (big ? rng.int(20...50) : rng.int(1...40))
+        let n = fixedN ?? (big ? rng.int(40...100) : rng.int(1...70))
+        let k = fixedK ?? (big ? rng.int(520...2400) : rng.int(1...300))
         let lda = k + (rng.int(0...2) == 0 ? rng.int(1...9) : 0)
         let ldc = n + (rng.int(0...2) == 0 ? rng.int(1...9) : 0)
         let outZP = rng.bool() ? 0 : Int32(rng.int(0...255))

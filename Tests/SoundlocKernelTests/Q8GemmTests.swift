@@ -12,11 +12,14 @@ final class Q8GemmTests: XCTestCase {
         #endif
     }
 
-    private func assertMatchesReference(_ p: GemmProblem, _ impl: Impl, file: StaticString = #filePath, line: UInt = #line) {
+    /// `ranges` must cover the whole output (default: the two-thread split).
+    private func assertMatchesReference(_ p: GemmProblem, _ impl: Impl, ranges: [(Range<Int>, Range<Int>)]? = nil,
+                                        file: StaticString = #filePath, line: UInt = #line) {
         let ref = Kernels.reference
         let refPacked = p.pack(ref), implPacked = p.pack(impl)
+        let ranges = ranges ?? p.split
         let (rc0, expected) = p.runQ8(ref, packed: refPacked, ranges: p.whole)
-        let (rc1, got) = p.runQ8(impl, packed: implPacked, ranges: p.split)
+        let (rc1, got) = p.runQ8(impl, packed: implPacked, ranges: ranges)
         XCTAssertEqual(rc0, 0, p.description, file: file, line: line)
         XCTAssertEqual(rc1, 0, "\(Kernels.name(impl)) \(p.description)", file: file, line: line)
         if let i = expected.indices.first(where: { expected[$0] != got[$0] }) {
@@ -25,7 +28,7 @@ final class Q8GemmTests: XCTestCase {
                     + "column \(i % p.ldc)): reference \(expected[i]), got \(got[i])", file: file, line: line)
         }
         let (rc2, refI32) = p.runI32(ref, packed: refPacked, ranges: p.whole)
-        let (rc3, implI32) = p.runI32(impl, packed: implPacked, ranges: p.split)
+        let (rc3, implI32) = p.runI32(impl, packed: implPacked, ranges: ranges)
         XCTAssertEqual(rc2, 0, file: file, line: line)
         XCTAssertEqual(rc3, 0, file: file, line: line)
         XCTAssertTrue(refI32 == implI32, "\(Kernels.name(impl)) int32 differs: \(p.description)", file: file, line: line)
@@ -105,6 +108,81 @@ final class Q8GemmTests: XCTestCase {
             }
             XCTAssertEqual(rc, SOUNDLOC_KERNELS_EINVAL, "weight −128 must be refused by \(Kernels.name(impl))")
         }
+    }
+
+    /// The AVX-512 VNNI kernel by name: the generic tests above only cover it where the CPU has it, silently.
+    private func avx512vnni() throws -> Impl {
+        #if arch(x86_64)
+        guard soundloc_kernels_supported("avx512vnni") != 0 else {
+            throw XCTSkip("this CPU lacks AVX-512 F/BW/VL + VNNI (or the OS does not save the ZMM state)")
+        }
+        return soundloc_kernels_impl("avx512vnni")!
+        #else
+        XCTAssertNil(soundloc_kernels_impl("avx512vnni"), "avx512vnni is built for x86-64 only")
+        throw XCTSkip("avx512vnni is x86-64 only")
+        #endif
+    }
+
+    /// Sizes around the 4×64 tile, K by 4 and the 1024-K chunks (odd channel counts, K and N tails), with
+    /// residual + fused ReLU and nonzero activation zero points forced on half the cases, and the output cut
+    /// into three ranges at arbitrary (mostly not tile-aligned) rows and columns.
+    func testAVX512VNNITailsBitExact() throws {
+        let impl = try avx512vnni()
+        var rng = KernelRandom(seed: 0x5EED_0512)
+        let ms = [1, 2, 3, 4, 5, 7, 8, 23, 24, 25, 29, 52]
+        let ns = [1, 3, 15, 16, 17, 31, 33, 63, 64, 65, 97, 127, 128, 129, 200]
+        let ks = [1, 2, 3, 4, 5, 6, 7, 9, 27, 147, 255, 576, 1021, 1024, 1025, 1027, 2051, 3075]
+        for i in 0..<120 {
+            let m = ms[rng.int(0...ms.count - 1)], n = ns[rng.int(0...ns.count - 1)], k = ks[rng.int(0...ks.count - 1)]
+            var p = GemmProblem.random(&rng, m: m, n: n, k: k)
+            p.label = "avx512vnni tails"
+            if i % 2 == 0 {
+                p.residual = rng.bytes(m * p.ldc)
+                p.qmin = UInt8(p.outZP)  // fused ReLU
+                p.qmax = 255
+                p.aZP = UInt8(rng.int(1...255))
+            }
+            let r = rng.int(0...m), c = rng.int(0...n)
+            assertMatchesReference(p, impl, ranges: [(0..<r, 0..<n), (r..<m, 0..<c), (r..<m, c..<n)])
+        }
+    }
+
+    /// One sub-block [m0, m1) × [n0, n1) alone: equal to the reference there, nothing written elsewhere.
+    func testAVX512VNNISubRangeWritesOnlyItsBlock() throws {
+        let impl = try avx512vnni()
+        let ref = Kernels.reference
+        var rng = KernelRandom(seed: 0x5EED_0513)
+        for _ in 0..<40 {
+            let m = rng.int(1...30), n = rng.int(1...150), k = rng.int(1...1100)
+            var p = GemmProblem.random(&rng, m: m, n: n, k: k)
+            p.label = "avx512vnni sub-range"
+            let m0 = rng.int(0...p.m), m1 = rng.int(m0...p.m), n0 = rng.int(0...p.n), n1 = rng.int(n0...p.n)
+            let block = [(m0..<m1, n0..<n1)]
+            let inside = { (i: Int) in (m0..<m1).contains(i / p.ldc) && (n0..<n1).contains(i % p.ldc) }
+            let refPacked = p.pack(ref), implPacked = p.pack(impl)
+            let (rc0, whole) = p.runQ8(ref, packed: refPacked, ranges: p.whole)
+            let (rc1, got) = p.runQ8(impl, packed: implPacked, ranges: block)
+            XCTAssertEqual(rc0, 0)
+            XCTAssertEqual(rc1, 0, p.description)
+            if let i = whole.indices.first(where: { got[$0] != (inside($0) ? whole[$0] : 0xA5) }) {
+                XCTFail("\(p.description) rows \(m0)..<\(m1) columns \(n0)..<\(n1): first difference at row \(i / p.ldc), "
+                        + "column \(i % p.ldc): got \(got[i]), expected \(inside(i) ? whole[i] : 0xA5)")
+            }
+            let (rc2, wholeI32) = p.runI32(ref, packed: refPacked, ranges: p.whole)
+            let (rc3, gotI32) = p.runI32(impl, packed: implPacked, ranges: block)
+            XCTAssertEqual(rc2, 0)
+            XCTAssertEqual(rc3, 0, p.description)
+            let badI32 = wholeI32.indices.first { gotI32[$0] != (inside($0) ? wholeI32[$0] : 0x5A5A_5A5A) }
+            XCTAssertNil(badI32, "int32 \(p.description) rows \(m0)..<\(m1) columns \(n0)..<\(n1)")
+        }
+    }
+
+    /// The tile the engine splits rows by, and the packed layout's size.
+    func testAVX512VNNIShape() throws {
+        let impl = try avx512vnni()
+        XCTAssertEqual([impl.pointee.mr, impl.pointee.nr, impl.pointee.kr], [4, 64, 4])
+        // header + 2 panels × (64 bias terms + 64 × K rounded up to 4)
+        XCTAssertEqual(impl.pointee.packed_size!(65, 5), 64 + 2 * (64 * 4 + 64 * 8))
     }
 
     /// im2col (split in two row ranges) followed by the int32 GEMM equals a direct NHWC convolution, padding

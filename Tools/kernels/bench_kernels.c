@@ -63,9 +63,9 @@ int main(int argc, char **argv) {
         {3136, 64, 576}, {784, 128, 1152}, {196, 512, 2304}, {196, 512, 4608}, {52, 512, 4608},
         {12544, 64, 147}, {784, 128, 576},
     };
-    const char *all[] = {"avx2", "neondot", "neon"};
+    const char *all[] = {"avx512vnni", "avx2", "neondot", "neon"};
     const char **names = argc > 1 ? (const char **)argv + 1 : all;
-    const int nnames = argc > 1 ? argc - 1 : 3;
+    const int nnames = argc > 1 ? argc - 1 : (int)(sizeof all / sizeof all[0]);
     printf("%-18s", "M x N x K");
     for (int i = 0; i < nnames; i++)
         if (soundloc_kernels_supported(names[i])) printf(" %10s", names[i]);

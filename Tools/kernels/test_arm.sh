@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bit-exactness of the int8 kernels on every instruction set this machine can run or emulate:
-#   native (host gcc): reference + avx2 (whatever the CPU supports)
+#   native (host gcc): reference, avx2 and avx512vnni (whatever the CPU supports)
 #   aarch64, cross-built statically (gcc, and clang as SwiftPM uses it when present), run under qemu-user:
 #     -cpu cortex-a72 (no dot product) forcing neon, -cpu cortex-a76 (dot product) forcing neondot,
 #     and neondot forced on cortex-a72, which must be refused.

@@ -225,8 +225,8 @@ int main(int argc, char **argv) {
     if (expect_active) check(!strcmp(soundloc_kernels_active_name(), expect_active), "active implementation", expect_active);
     check(soundloc_kernels_select("no-such-kernels") == SOUNDLOC_KERNELS_EUNKNOWN, "unknown name refused", "");
 
-    const char *names[] = {"reference", "avx2", "neon", "neondot"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *names[] = {"reference", "avx2", "avx512vnni", "neon", "neondot"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (!soundloc_kernels_supported(names[i])) continue;
         const soundloc_q8_gemm_impl *impl = soundloc_kernels_impl(names[i]);
         printf("testing %s (tile %ux%u, K step %u)\n", impl->name, impl->mr, impl->nr, impl->kr);

@@ -1,5 +1,6 @@
 // soundloc's compute kernels: each operation has a portable reference and architecture-specific twins
-// (avx2 on x86-64; neon and neondot on aarch64), chosen once at start-up and bit-exact against the reference.
+// (avx512vnni and avx2 on x86-64; neon and neondot on aarch64), chosen once at start-up and bit-exact against the
+// reference.
 //
 // Quantised convolution as GEMM (NHWC): C[m,n] = requant(acc[m,n]) for m < M output pixels, n < N output channels,
 //   acc[m,n] = bias[n] + Σ_{k<K} (A[m,k] − a_zp) · W[n,k]        (int32, exact)
@@ -15,7 +16,8 @@
 // under 64 KiB of stack. Packed weights belong to the implementation that packed them (checked at run time); give
 // pack_weights a buffer aligned to 16 bytes or more (64 is best).
 // Implementations (tile rows × columns, exact int32 scheme): reference (scalar); avx2 6×16 (u8/s8 widened to s16,
-// vpmaddwd); neon 2×8, K by 16 (a−128 as s8, smull+smlal into s16, sadalp into s32); neondot 4×16, K by 4 (sdot).
+// vpmaddwd); avx512vnni 4×64, K by 4 (u8×s8 vpdpbusd, no saturation); neon 2×8, K by 16 (a−128 as s8, smull+smlal
+// into s16, sadalp into s32); neondot 4×16, K by 4 (sdot).
 #ifndef SOUNDLOC_KERNELS_H
 #define SOUNDLOC_KERNELS_H
 
@@ -49,7 +51,7 @@ typedef struct soundloc_q8_requant {
 
 /// One implementation's entry points (tests call each directly; the engine uses the active one).
 typedef struct soundloc_q8_gemm_impl {
-    const char *name;          /* "reference", "avx2", "neon", "neondot" */
+    const char *name;          /* "reference", "avx2", "avx512vnni", "neon", "neondot" */
     uint32_t mr, nr, kr;       /* register tile rows × columns; K is padded to a multiple of kr */
     /// Bytes needed to pack an N×K weight matrix.
     size_t (*packed_size)(size_t n, size_t k);
