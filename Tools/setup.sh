@@ -28,7 +28,7 @@ debian_packages=(
 
 missing=()
 for p in "${debian_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]} (re-run with sudo)"
@@ -56,7 +56,7 @@ test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils
 if [[ " $* " == *" --test "* ]]; then
   test_missing=()
   for p in "${test_debian_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || test_missing+=("$p")
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || test_missing+=("$p")
   done
   if ((${#test_missing[@]})); then
     [[ $(id -u) -eq 0 ]] || die "need root to install: ${test_missing[*]} (re-run with sudo)"

@@ -18,6 +18,8 @@
 # modules are kept in the cache (delete the cache to take a newer kernel). Without KVM a run takes about
 # 10-30 s: the guest reaches BINARY 5-9 s after power-on.
 set -euo pipefail
+# Under pipefail a reader that stops early (head -1, awk's exit) fails the whole pipeline with SIGPIPE
+# (141) whenever the writer is still writing: every pipeline below reads its input to the end.
 
 say() { printf 'run-in-vm: %s\n' "$*" >&2; }
 die() { printf 'run-in-vm: error: %s\n' "$*" >&2; exit 125; }
@@ -54,7 +56,7 @@ fi
 # --- 1. Debian's kernel and the modules we need, cached once per kernel version --------------------
 kernel_dir=$cache/kernel
 if [[ ! -f $kernel_dir/ready ]]; then
-  kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+  kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !p {print $2; p=1}'; }
   pkg=$(kernel_package)
   if [[ -z $pkg && $(id -u) -eq 0 ]]; then  # images often ship without package lists
     say "no apt package lists; running apt-get update"
@@ -72,7 +74,7 @@ if [[ ! -f $kernel_dir/ready ]]; then
   dpkg-deb --fsys-tarfile "$work"/*.deb \
     | tar -x -C "$work/x" --wildcards '*/vmlinuz-*' '*/kernel/drivers/media/*' '*/kernel/sound/*' \
     || die "cannot unpack $pkg"
-  vmlinuz=$(find "$work/x" -name 'vmlinuz-*' -type f | head -1)
+  vmlinuz=$(find "$work/x" -name 'vmlinuz-*' -type f | sed -n 1p)
   [[ -n $vmlinuz ]] || die "$pkg has no vmlinuz"
 
   mkdir -p "$work/kernel/modules"
@@ -99,7 +101,7 @@ if [[ ! -f $kernel_dir/ready ]]; then
       *.gz) gzip -dc "$src" >"$dst" ;;
       *) cp "$src" "$dst" ;;
     esac || die "cannot decompress $src (xz-utils / zstd missing?)"
-    deps=$(tr '\0' '\n' <"$dst" | sed -n 's/^depends=//p' | head -1)
+    deps=$(tr '\0' '\n' <"$dst" | sed -n 's/^depends=//p' | sed -n 1p)
     for dep in ${deps//,/ }; do add_module "$dep"; done
     order+=("$name")
   }
@@ -158,7 +160,7 @@ copy_libraries_of "$busybox"
 
 # Loaded at run time, so ldd does not list them: libv4l2 (dlopen'ed by the camera source) with its
 # plugins, and alsa-lib's configuration.
-libv4l2=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p) | awk '/libv4l2\.so\.0 .*x86-64/ {print $NF; exit}')
+libv4l2=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p) | awk '/libv4l2\.so\.0 .*x86-64/ && !p {print $NF; p=1}')
 if [[ -n $libv4l2 ]]; then
   copy_file "$libv4l2"; lib_dirs[$(dirname "$libv4l2")]=1
   copy_libraries_of "$libv4l2"
