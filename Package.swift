@@ -23,7 +23,6 @@ let package = Package(
     targets: [
         // Edges: C libraries and the one C target for what Swift cannot import (macros, variadics, SIMD).
         systemLibrary("CALSA", pkgConfig: "alsa", apt: "libasound2-dev"),
-        systemLibrary("CV4L2", pkgConfig: "libv4l2", apt: "libv4l-dev"),
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
         systemLibrary("CFFTW", pkgConfig: "fftw3", apt: "libfftw3-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),

@@ -14,7 +14,7 @@ struct PipelineBenchmark: ParsableCommand {
     @Option(help: "Model file.")
     var model = "Models/dsol-music-int8.safetensors"
 
-    @Option(help: "16 kHz WAV to play (default: the demo's synthesised clip, looped to --seconds).")
+    @Option(help: "16 kHz WAV to play (default: a synthesised clip, looped to --seconds).")
     var audio: String?
 
     @Option(help: "Frames: a folder, a .y4m file or one image (default: a synthetic 640×480 still).")
@@ -57,7 +57,7 @@ struct PipelineBenchmark: ParsableCommand {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let audioPath = try audio ?? {
-            let clip = DemoClip.synthesize(seconds: 4)
+            let clip = SyntheticClip.synthesize(seconds: 4)
             let looped = (0..<Int(seconds * 16000)).map { clip[$0 % clip.count] }
             let path = scratch.appendingPathComponent("clip.wav").path
             try Data(WAVFile.encodePCM16(looped, sampleRate: 16000)).write(to: URL(fileURLWithPath: path))
@@ -104,5 +104,41 @@ struct PipelineBenchmark: ParsableCommand {
                                 stagesMilliseconds: stages, cpuPercentOfOneCore: cpu / wall * 100, peakRSSMiB: peak)
             try writeJSONReport(report, to: json)
         }
+    }
+}
+
+/// A synthesised test sound (drone, plucked melody, drum hits) for benchmarks that need no audio file.
+enum SyntheticClip {
+    static func synthesize(seconds: Int, sampleRate: Int = 16000) -> [Float] {
+        let count = seconds * sampleRate
+        var clip = [Float](repeating: 0, count: count)
+        // Bowed drone: a sawtooth-like sum of harmonics with slow vibrato.
+        for i in 0..<count {
+            let t = Double(i) / Double(sampleRate)
+            let f = 110 * (1 + 0.004 * sin(2 * .pi * 5 * t))
+            var sample = 0.0
+            for harmonic in 1...12 { sample += sin(2 * .pi * f * Double(harmonic) * t) / Double(harmonic) }
+            clip[i] = Float(0.08 * sample)
+        }
+        // Plucked melody: decaying harmonic notes, eight per second.
+        let notes: [Double] = [440, 494, 523, 587, 659, 587, 523, 494]
+        for n in 0..<(seconds * 4) {
+            let onset = n * sampleRate / 4, f = notes[n % notes.count]
+            for i in onset..<min(count, onset + sampleRate / 4) {
+                let t = Double(i - onset) / Double(sampleRate)
+                let note = (sin(2 * .pi * f * t) + 0.5 * sin(4 * .pi * f * t) + 0.25 * sin(6 * .pi * f * t)) * exp(-9 * t)
+                clip[i] += Float(0.25 * note)
+            }
+        }
+        // Two drum hits: shaped noise bursts from a fixed-seed generator.
+        var state: UInt32 = 12345
+        for onset in [sampleRate, 3 * sampleRate] where onset < count {
+            for i in onset..<min(count, onset + sampleRate / 8) {
+                state = state &* 1_664_525 &+ 1_013_904_223
+                let noise = Double(Int32(bitPattern: state)) / Double(Int32.max)
+                clip[i] += Float(0.3 * noise * exp(-30 * Double(i - onset) / Double(sampleRate)))
+            }
+        }
+        return clip.map { max(-1, min(1, $0)) }
     }
 }

@@ -18,7 +18,7 @@ struct EvalCommand: ParsableCommand {
             definitions are Tools/dsol/metrics.py's.
             """)
 
-    @Option(help: "fp32 model file (.safetensors).")
+    @Option(help: "Model file (.safetensors, fp32 or int8).")
     var model: String
 
     @Option(help: "manifest.json (or its folder) or a real-MUSIC annotation JSON.")

@@ -13,7 +13,7 @@ struct InferCommand: ParsableCommand {
         commandName: "infer",
         abstract: "Run the model once on an image (PNG or PPM) and a WAV file's first second; report which classes sound where.")
 
-    @Option(help: "fp32 model file (.safetensors).")
+    @Option(help: "Model file (.safetensors, fp32 or int8).")
     var model: String
 
     @Option(help: "Picture: PNG (8-bit, not interlaced) or binary PPM/PGM.")

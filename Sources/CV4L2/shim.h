@@ -1,2 +1,0 @@
-#include <libv4l2.h>
-#include <linux/videodev2.h>
