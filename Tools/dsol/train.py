@@ -29,7 +29,8 @@ classes with the Hungarian method on the training labels, and the model is expor
 
 Run folder: config.yaml, log.txt, metrics.jsonl, checkpoints/ (after every epoch/round; the
 last `keep_checkpoints` kept, plus stage1_final.pt), cache/ (mel energies), final.pt,
-final.json, model.safetensors. --resume restarts from the last completed epoch/round with the
+final.json, model.safetensors. --resume (with --config: a changed schedule, e.g. more epochs, whose
+first steps are the ones already done) restarts from the last completed epoch/round with the
 same model, optimiser and pseudo-label state; all randomness derives from (seed, stage, epoch,
 position), so on CPU a resumed run is bit-identical to an uninterrupted one.
 """
@@ -75,7 +76,8 @@ DEFAULTS: dict = {
     "stage1": {"epochs": 15, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4,
                "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05,
                "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
-               "max_batches": None, "scale_init": 5.0},
+               "max_batches": None, "scale_init": 5.0,
+               "all_pairs": False},  # True: each audio against every picture of its batch (see stage1_loc)
     "stage2": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "lambda": 0.5,
                "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
                "affine_init": "data", "affine_scale": 10.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
@@ -390,8 +392,11 @@ class Trainer:
         self.cluster_to_class = st["cluster_to_class"]
         self.history = list(st["history"])
         self.step = int(st["step"])
-        if [list(s) for s in self.plan] != st["plan"]:
-            raise SystemExit(f"{path}: the run's plan differs from this configuration's")
+        plan, done = [list(s) for s in self.plan], int(st["step"])
+        if plan[:done] != st["plan"][:done]:
+            raise SystemExit(f"{path}: the steps this run finished are not the start of this configuration's plan")
+        if plan != st["plan"]:  # e.g. more stage-1 epochs: a longer schedule that continues the same run
+            self.log(f"resuming with a changed plan: {len(st['plan'])} -> {len(plan)} steps, first {done} already done")
         torch.set_rng_state(st["rng"]["torch"])
 
     # ------------------------------------------------ optimisers, freezing
@@ -456,20 +461,35 @@ class Trainer:
         plan = batch_plan(len(ds), int(s1["batch_size"]), rng, True, self._limit("stage1"))
         bar = Progress(len(plan), f"s1 e{epoch} loc", not self.quiet)
         tot, acc, n, t0 = 0.0, 0.0, 0, time.time()
+        all_pairs = bool(s1.get("all_pairs", False))
         for b in self._loader(ds, plan):
             audio = self._to(b["audio"])
-            images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
             bsz = audio.shape[0]
-            fv, ga = self._features(images, audio, frozen)
-            l = self.model.loc(fv, torch.cat([ga, ga]))
-            score = torch.amax(l, dim=(1, 2, 3))
-            target = torch.cat([torch.ones(bsz), torch.zeros(bsz)]).to(score)
-            loss = F.binary_cross_entropy(score, target)
+            if all_pairs:
+                # Every audio against every picture of the batch: N positives and N(N-1) mismatches
+                # from one trunk pass; each half weighs as much as the other.
+                fv, ga = self._features(self._to(b["pos"], image=True), audio, frozen)
+                scores = self.model.loc.pair_scores(fv, ga)
+                eye = torch.eye(bsz, dtype=torch.bool, device=scores.device)
+                loss = 0.5 * (F.binary_cross_entropy(scores[eye], torch.ones_like(scores[eye]))
+                              + F.binary_cross_entropy(scores[~eye], torch.zeros_like(scores[~eye])))
+                score = torch.cat([scores[eye], scores[~eye]])
+                target = torch.cat([torch.ones(bsz), torch.zeros(bsz * (bsz - 1))]).to(score)
+                weight = torch.cat([torch.full((bsz,), 0.5 / bsz),
+                                    torch.full((bsz * (bsz - 1),), 0.5 / max(1, bsz * (bsz - 1)))]).to(score)
+            else:
+                images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
+                fv, ga = self._features(images, audio, frozen)
+                l = self.model.loc(fv, torch.cat([ga, ga]))
+                score = torch.amax(l, dim=(1, 2, 3))
+                target = torch.cat([torch.ones(bsz), torch.zeros(bsz)]).to(score)
+                weight = torch.full_like(score, 1.0 / score.numel())
+                loss = F.binary_cross_entropy(score, target)
             self.opt1.zero_grad(set_to_none=True)
             loss.backward()
             self.opt1.step()
             tot += loss.item() * bsz
-            acc += float(((score > 0.5).float() == target).float().mean()) * bsz
+            acc += float((((score > 0.5).float() == target).float() * weight).sum()) * bsz  # balanced accuracy
             n += bsz
             bar.update(loss=loss.item())
         bar.close()
@@ -931,6 +951,12 @@ def main(argv: list[str] | None = None) -> int:
         if not last.exists():
             ap.error(f"--resume: no checkpoint at {last}")
         cfg = yaml.safe_load((out / "config.yaml").read_text())
+        if args.config:  # a changed schedule for the same run (load() checks the finished steps still match)
+            cfg = load_config(args.config)
+            for key in ("seed", "width", "limit"):
+                if getattr(args, key) is not None:
+                    cfg[key] = getattr(args, key)
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     else:
         if last.exists():
             ap.error(f"{out} already holds a run; use --resume or another --out")
