@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole model chain, one command: build the data set -> train both DSOL stages -> export (the trainer
 # writes model.safetensors) -> quantize with soundloc -> evaluate fp32, int8 and the stage-1 baseline with
-# soundloc eval -> audio accuracy on real recordings -> model card -> copy into a Models folder.
+# soundloc eval and a map-by-map int8/fp32 comparison -> audio accuracy on real recordings -> model card -> copy into a Models folder.
 #
 #   Tools/ship_model.sh [--data DIR] [--size tiny|small|full] [--seed N] [--config YAML] [--run DIR]
 #                       [--models DIR|none] [--soundloc BIN] [--calibration-limit N] [--eval-limit N]
@@ -72,6 +72,17 @@ evaluate fp32 "$run/model.safetensors"
 evaluate int8 "$run/model-int8.safetensors"
 evaluate baseline "$run/model.safetensors" --baseline
 evaluate int8-baseline "$run/model-int8.safetensors" --baseline
+
+if [[ ! -f $run/evals/int8-agreement.json ]]; then
+  echo "int8 against fp32, map by map, on the same test scenes"
+  rm -rf "$run/maps-fp32" "$run/maps-int8"
+  "$soundloc" eval --model "$run/model.safetensors" --data "$data/manifest.json" --split test --threads 2 \
+    "${limit_args[@]}" --maps-out "$run/maps-fp32" >/dev/null
+  "$soundloc" eval --model "$run/model-int8.safetensors" --data "$data/manifest.json" --split test --threads 2 \
+    "${limit_args[@]}" --maps-out "$run/maps-int8" >/dev/null
+  python3 -m dsol.compare_maps --a "$run/maps-fp32" --b "$run/maps-int8" --json "$run/evals/int8-agreement.json"
+  rm -rf "$run/maps-fp32" "$run/maps-int8"
+fi
 
 say "5/6 audio classifier on real recordings"
 [[ -f $run/real-audio/labels.json ]] || python3 -m dataset.real_audio --out "$run/real-audio"

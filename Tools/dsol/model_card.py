@@ -96,6 +96,13 @@ def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path) -> str:
     if "fp32" in rows and "int8" in rows:
         worst = max(abs((rows["int8"][l] or 0) - (rows["fp32"][l] or 0)) for l in labels)
         out += ["", f"Largest |int8 − fp32| over these metrics: {worst:.2f} points."]
+    agreement = evals / "int8-agreement.json"
+    if agreement.exists():
+        g = json.loads(agreement.read_text())
+        out.append(f"int8 against fp32 map by map on {g['scenes']} test scenes (`python3 -m dsol.compare_maps`): mean "
+                   f"|Δ class probability| {g['mean_abs_class_prob_diff']:.4f} (worst scene "
+                   f"{g['worst_scene_mean_abs_diff']:.4f}), top sounding class agrees on "
+                   f"{100 * g['top_class_agreement']:.1f} % of scenes.")
     if "fp32" in rows and "baseline" in rows:
         for kind in ("synthetic", "free"):
             label = f"{kind} CIoU@0.3"

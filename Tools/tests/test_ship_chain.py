@@ -52,7 +52,8 @@ def test_chain_builds_trains_quantizes_evaluates_and_ships(tmp_path):
     assert real["windows"] > 50 and 0.0 <= real["accuracy"] <= 1.0
 
     card = (models / "MODEL_CARD.md").read_text()
-    for row in ("| fp32 |", "| int8 |", "| stage-1 baseline (fp32) |", "Audio classifier on real recordings",
+    assert json.loads((evals / "int8-agreement.json").read_text())["scenes"] > 0
+    for row in ("| fp32 |", "| int8 |", "top sounding class agrees", "| stage-1 baseline (fp32) |", "Audio classifier on real recordings",
                 "Largest |int8 − fp32|", int8.name, meta32["checksum"]):
         assert row in card, f"model card lacks {row!r}"
 
