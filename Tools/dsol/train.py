@@ -77,7 +77,7 @@ DEFAULTS: dict = {
                "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05,
                "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
                "max_batches": None, "scale_init": 5.0,
-               "all_pairs": False},  # True: each audio against every picture of its batch (see stage1_loc)
+               "all_pairs": False, "lr_steps": None},  # all_pairs: each audio against every picture of its batch; lr_steps: [[from_epoch, factor], ...]
     "stage2": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "lambda": 0.5,
                "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
                "affine_init": "data", "affine_scale": 10.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
@@ -420,6 +420,17 @@ class Trainer:
         for p in self.teacher.parameters():
             p.requires_grad_(False)
 
+    def _stage1_lr(self, epoch: int) -> None:
+        """Stage-1 backbone learning rate for this epoch: lr times the factor of the last lr_steps
+        entry [from_epoch, factor] reached (a step schedule; none = constant)."""
+        s1 = self.cfg["stage1"]
+        factor = 1.0
+        for start, f in s1.get("lr_steps") or []:
+            if epoch >= int(start):
+                factor = float(f)
+        for g in self.opt1.param_groups:
+            g["lr"] = float(s1["lr"]) * factor
+
     def _frozen(self, stage1_epoch: int | None) -> tuple[int, int]:
         sp = self.cfg["speed"]
         if stage1_epoch is not None and stage1_epoch < int(sp.get("freeze_from_epoch", 0)):
@@ -453,6 +464,7 @@ class Trainer:
 
     def stage1_loc(self, epoch: int) -> dict:
         s1 = self.cfg["stage1"]
+        self._stage1_lr(epoch)
         frozen = self._frozen(epoch)
         self._train_mode(frozen)
         ds = PairDataset(self.stores["train"], self.solo_idx, self.seed, self.aug)
@@ -536,6 +548,7 @@ class Trainer:
             cl, g = zip(*known)
             info["nmi"] = nmi(cl, g)
             info["cluster_acc"] = float(np.mean([self.cluster_to_class[c] == t for c, t in known]))
+        self._stage1_lr(epoch)
         # classification rounds on the fresh pseudo-labels
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, 3, epoch]).generate_state(1)[0]))
         reinit_classifiers(self.model, gen)
