@@ -69,18 +69,6 @@ static const q8_gemm_config neon_config = {
     Q8_IMPL_NEON, MR, NR, KR, MC, KC, 16, 1, q8_pack_a_s8_neon, neon_ukernel, q8_requant_neon,
 };
 
-static int neon_gemm_q8(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                        const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {
-    return q8_gemm_drive(&neon_config, packed, m0, m1, n0, n1, a, lda, rq, c, NULL, ldc);
-}
-
-static int neon_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                         int32_t *c, size_t ldc) {
-    return q8_gemm_drive(&neon_config, packed, m0, m1, n0, n1, a, lda, NULL, NULL, c, ldc);
-}
-
-const soundloc_q8_gemm_impl q8_impl_neon = {
-    "neon", MR, NR, KR, neon_packed_size, neon_pack_weights, neon_gemm_q8, neon_gemm_i32,
-};
+Q8_DEFINE_IMPL(q8_impl_neon, "neon", neon, neon_config)
 
 #endif

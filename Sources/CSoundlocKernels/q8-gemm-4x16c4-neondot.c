@@ -81,18 +81,6 @@ static const q8_gemm_config dot_config = {
     Q8_IMPL_NEONDOT, MR, NR, KR, MC, KC, 8, 1, q8_pack_a_s8_neon, dot_ukernel, q8_requant_neon,
 };
 
-static int dot_gemm_q8(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                       const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {
-    return q8_gemm_drive(&dot_config, packed, m0, m1, n0, n1, a, lda, rq, c, NULL, ldc);
-}
-
-static int dot_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                        int32_t *c, size_t ldc) {
-    return q8_gemm_drive(&dot_config, packed, m0, m1, n0, n1, a, lda, NULL, NULL, c, ldc);
-}
-
-const soundloc_q8_gemm_impl q8_impl_neondot = {
-    "neondot", MR, NR, KR, dot_packed_size, dot_pack_weights, dot_gemm_q8, dot_gemm_i32,
-};
+Q8_DEFINE_IMPL(q8_impl_neondot, "neondot", dot, dot_config)
 
 #endif

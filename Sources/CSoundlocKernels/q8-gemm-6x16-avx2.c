@@ -128,18 +128,6 @@ static const q8_gemm_config avx2_config = {
     Q8_IMPL_AVX2, MR, NR, KR, MC, KC, 8, 2, avx2_pack_a, avx2_ukernel, avx2_requant,
 };
 
-static int avx2_gemm_q8(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                        const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {
-    return q8_gemm_drive(&avx2_config, packed, m0, m1, n0, n1, a, lda, rq, c, NULL, ldc);
-}
-
-static int avx2_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                         int32_t *c, size_t ldc) {
-    return q8_gemm_drive(&avx2_config, packed, m0, m1, n0, n1, a, lda, NULL, NULL, c, ldc);
-}
-
-const soundloc_q8_gemm_impl q8_impl_avx2 = {
-    "avx2", MR, NR, KR, avx2_packed_size, avx2_pack_weights, avx2_gemm_q8, avx2_gemm_i32,
-};
+Q8_DEFINE_IMPL(q8_impl_avx2, "avx2", avx2, avx2_config)
 
 #endif

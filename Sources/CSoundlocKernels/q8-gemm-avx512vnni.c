@@ -133,18 +133,6 @@ static const q8_gemm_config vnni_config = {
     Q8_IMPL_AVX512VNNI, MR, NR, KR, MC, KC, NCP, 1, vnni_pack_a, vnni_ukernel, vnni_requant,
 };
 
-static int vnni_gemm_q8(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                        const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {
-    return q8_gemm_drive(&vnni_config, packed, m0, m1, n0, n1, a, lda, rq, c, NULL, ldc);
-}
-
-static int vnni_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
-                         int32_t *c, size_t ldc) {
-    return q8_gemm_drive(&vnni_config, packed, m0, m1, n0, n1, a, lda, NULL, NULL, c, ldc);
-}
-
-const soundloc_q8_gemm_impl q8_impl_avx512vnni = {
-    "avx512vnni", MR, NR, KR, vnni_packed_size, vnni_pack_weights, vnni_gemm_q8, vnni_gemm_i32,
-};
+Q8_DEFINE_IMPL(q8_impl_avx512vnni, "avx512vnni", vnni, vnni_config)
 
 #endif

@@ -51,6 +51,21 @@ typedef struct q8_gemm_config {
 int q8_gemm_drive(const q8_gemm_config *cfg, const void *packed, size_t m0, size_t m1, size_t n0, size_t n1,
                   const uint8_t *a, size_t lda, const soundloc_q8_requant *rq, uint8_t *c8, int32_t *c32, size_t ldc);
 
+// The public entry points of a tiled implementation: its gemm_q8 and gemm_i32 are the shared driver over its
+// configuration `config`; `prefix` names its packed_size/pack_weights functions (prefix##_packed_size, ...).
+#define Q8_DEFINE_IMPL(symbol, name, prefix, config)                                                                \
+    static int prefix##_gemm_q8(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a,   \
+                                size_t lda, const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {                \
+        return q8_gemm_drive(&config, packed, m0, m1, n0, n1, a, lda, rq, c, NULL, ldc);                           \
+    }                                                                                                               \
+    static int prefix##_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a,  \
+                                 size_t lda, int32_t *c, size_t ldc) {                                              \
+        return q8_gemm_drive(&config, packed, m0, m1, n0, n1, a, lda, NULL, NULL, c, ldc);                         \
+    }                                                                                                               \
+    const soundloc_q8_gemm_impl symbol = {                                                                          \
+        name, MR, NR, KR, prefix##_packed_size, prefix##_pack_weights, prefix##_gemm_q8, prefix##_gemm_i32,         \
+    };
+
 // Packing helpers shared by the layouts.
 size_t q8_packed_size_tiled(size_t n, size_t k, uint32_t nr, uint32_t kr);
 // Writes the header and each panel's bias terms: bias[n] − a_zp·Σw + shift·Σw (shift = 128 where activations are
