@@ -62,7 +62,7 @@ def fmt(v) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
-def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path) -> str:
+def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path, notes: Path | None = None) -> str:
     final = json.loads((run / "final.json").read_text())
     cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
     seed = (yaml.safe_load(cfg) or {}).get("seed", "?") if cfg else "?"
@@ -82,6 +82,8 @@ def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path) -> str:
             f"Classes ({len(json.loads(meta32['classes']))}): {', '.join(json.loads(meta32['classes']))}.",
             f"Architecture: ResNet-18-S5 vision and audio trunks, width {meta32.get('width')}, "
             f"DSOL localisation head, object dictionary and class-aware head (SPEC §2).", ""]
+    if notes is not None and notes.exists():
+        out += [notes.read_text().strip(), ""]
     out += ["## Metrics on the test split", "",
             "Produced by `soundloc eval` (Swift engine) on the data set's test split: held-out drawings, background "
             "photos and soundfont sample family. Percent; solo scored on the sounding-area map, cocktail scenes on "
@@ -170,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8", required=True)
     ap.add_argument("--eval-dir", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--notes", help="Markdown put after the header (status, limitations); default RUN/card-notes.md if present")
     a = ap.parse_args(argv)
-    text = card(Path(a.run), Path(a.data), Path(a.fp32), Path(a.int8), Path(a.eval_dir))
+    notes = Path(a.notes) if a.notes else Path(a.run) / "card-notes.md"
+    text = card(Path(a.run), Path(a.data), Path(a.fp32), Path(a.int8), Path(a.eval_dir), notes)
     Path(a.out).write_text(text)
     print(f"wrote {a.out}")
     return 0
