@@ -25,14 +25,7 @@ _Static_assert(MC * 16 * NR <= Q8_ACC_ELEMS, "accumulator block exceeds the driv
 static size_t neon_packed_size(size_t n, size_t k) { return q8_packed_size_tiled(n, k, NR, KR); }
 
 static int neon_pack_weights(size_t n, size_t k, const int8_t *w, const int32_t *bias, uint8_t a_zp, void *packed) {
-    uint8_t *panel = q8_pack_begin(n, k, w, bias, a_zp, 128, Q8_IMPL_NEON, NR, KR, packed);
-    if (!panel) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t kpad = (k + KR - 1) / KR * KR, panel_bytes = NR * 4 + NR * kpad;
-    for (size_t j = 0; j < n; j++) {
-        int8_t *dst = (int8_t *)(panel + (j / NR) * panel_bytes + NR * 4) + (j % NR) * KR;
-        for (size_t i = 0; i < k; i++) dst[(i / KR) * NR * KR + i % KR] = w[j * k + i];
-    }
-    return SOUNDLOC_KERNELS_OK;
+    return q8_pack_weights_tiled(n, k, w, bias, a_zp, 128, Q8_IMPL_NEON, NR, KR, KR, packed);
 }
 
 static inline int32x4_t reduce4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {

@@ -28,14 +28,7 @@ _Static_assert(MC * 8 * NR <= Q8_ACC_ELEMS, "accumulator block exceeds the drive
 static size_t dot_packed_size(size_t n, size_t k) { return q8_packed_size_tiled(n, k, NR, KR); }
 
 static int dot_pack_weights(size_t n, size_t k, const int8_t *w, const int32_t *bias, uint8_t a_zp, void *packed) {
-    uint8_t *panel = q8_pack_begin(n, k, w, bias, a_zp, 128, Q8_IMPL_NEONDOT, NR, KR, packed);
-    if (!panel) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t kpad = (k + KR - 1) / KR * KR, panel_bytes = NR * 4 + NR * kpad;
-    for (size_t j = 0; j < n; j++) {
-        int8_t *dst = (int8_t *)(panel + (j / NR) * panel_bytes + NR * 4) + (j % NR) * 4;
-        for (size_t i = 0; i < k; i++) dst[(i / 4) * NR * 4 + i % 4] = w[j * k + i];
-    }
-    return SOUNDLOC_KERNELS_OK;
+    return q8_pack_weights_tiled(n, k, w, bias, a_zp, 128, Q8_IMPL_NEONDOT, NR, KR, 4, packed);
 }
 
 #define ROWS(X) X(0) X(1) X(2) X(3)

@@ -28,14 +28,7 @@ _Static_assert(MC * 8 * NR <= Q8_ACC_ELEMS, "accumulator block exceeds the drive
 static size_t avx2_packed_size(size_t n, size_t k) { return q8_packed_size_tiled(n, k, NR, KR); }
 
 static int avx2_pack_weights(size_t n, size_t k, const int8_t *w, const int32_t *bias, uint8_t a_zp, void *packed) {
-    uint8_t *panel = q8_pack_begin(n, k, w, bias, a_zp, 0, Q8_IMPL_AVX2, NR, KR, packed);
-    if (!panel) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t kpad = (k + KR - 1) / KR * KR, panel_bytes = NR * 4 + NR * kpad;
-    for (size_t j = 0; j < n; j++) {
-        int8_t *dst = (int8_t *)(panel + (j / NR) * panel_bytes + NR * 4) + (j % NR) * KR;
-        for (size_t i = 0; i < k; i++) dst[(i / KR) * NR * KR + i % KR] = w[j * k + i];
-    }
-    return SOUNDLOC_KERNELS_OK;
+    return q8_pack_weights_tiled(n, k, w, bias, a_zp, 0, Q8_IMPL_AVX2, NR, KR, KR, packed);
 }
 
 SL_AVX2 static void avx2_pack_a(const uint8_t *a, size_t lda, size_t rows, size_t k0, size_t kvalid, size_t kcpad,

@@ -39,14 +39,7 @@ _Static_assert(MC * NCP * NR <= Q8_ACC_ELEMS, "accumulator block exceeds the dri
 static size_t vnni_packed_size(size_t n, size_t k) { return q8_packed_size_tiled(n, k, NR, KR); }
 
 static int vnni_pack_weights(size_t n, size_t k, const int8_t *w, const int32_t *bias, uint8_t a_zp, void *packed) {
-    uint8_t *panel = q8_pack_begin(n, k, w, bias, a_zp, 0, Q8_IMPL_AVX512VNNI, NR, KR, packed);
-    if (!panel) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t kpad = (k + KR - 1) / KR * KR, panel_bytes = NR * 4 + NR * kpad;
-    for (size_t j = 0; j < n; j++) {
-        int8_t *dst = (int8_t *)(panel + (j / NR) * panel_bytes + NR * 4) + (j % NR) * KR;
-        for (size_t i = 0; i < k; i++) dst[(i / KR) * NR * KR + i % KR] = w[j * k + i];
-    }
-    return SOUNDLOC_KERNELS_OK;
+    return q8_pack_weights_tiled(n, k, w, bias, a_zp, 0, Q8_IMPL_AVX512VNNI, NR, KR, KR, packed);
 }
 
 // Activations stay uint8: rows are copied and zero padded to kcpad (padded weights are zero as well).

@@ -30,6 +30,18 @@ uint8_t *q8_pack_begin(size_t n, size_t k, const int8_t *w, const int32_t *bias,
     return first;
 }
 
+int q8_pack_weights_tiled(size_t n, size_t k, const int8_t *w, const int32_t *bias, int32_t a_zp, int32_t shift,
+                          uint32_t impl, uint32_t nr, uint32_t kr, uint32_t group, void *packed) {
+    uint8_t *panel = q8_pack_begin(n, k, w, bias, a_zp, shift, impl, nr, kr, packed);
+    if (!panel) return SOUNDLOC_KERNELS_EINVAL;
+    const size_t kpad = (k + kr - 1) / kr * kr, panel_bytes = nr * sizeof(int32_t) + nr * kpad;
+    for (size_t j = 0; j < n; j++) {
+        int8_t *dst = (int8_t *)(panel + (j / nr) * panel_bytes + nr * sizeof(int32_t)) + (j % nr) * group;
+        for (size_t i = 0; i < k; i++) dst[(i / group) * nr * group + i % group] = w[j * k + i];
+    }
+    return SOUNDLOC_KERNELS_OK;
+}
+
 const q8_packed_header *q8_packed_check(const void *packed, uint32_t impl) {
     if (!packed) return NULL;
     const q8_packed_header *h = (const q8_packed_header *)packed;

@@ -72,6 +72,11 @@ size_t q8_packed_size_tiled(size_t n, size_t k, uint32_t nr, uint32_t kr);
 // fed as a − 128). Returns the first panel, or NULL on bad arguments; the caller then fills the weights.
 uint8_t *q8_pack_begin(size_t n, size_t k, const int8_t *w, const int32_t *bias, int32_t a_zp, int32_t shift,
                        uint32_t impl, uint32_t nr, uint32_t kr, void *packed);
+// The whole packing of the tiled layouts: q8_pack_begin (K padded to kr), then each panel's weights as nr
+// columns × K in groups of `group` ([n0k0 … n0k(group−1) n1k0 …] per group; group divides kr), zero-padded.
+// Returns SOUNDLOC_KERNELS_OK or SOUNDLOC_KERNELS_EINVAL.
+int q8_pack_weights_tiled(size_t n, size_t k, const int8_t *w, const int32_t *bias, int32_t a_zp, int32_t shift,
+                          uint32_t impl, uint32_t nr, uint32_t kr, uint32_t group, void *packed);
 const q8_packed_header *q8_packed_check(const void *packed, uint32_t impl);
 
 // The one definition of requantisation (see soundloc_kernels.h); SIMD twins evaluate the same operations.
