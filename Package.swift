@@ -65,17 +65,19 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
+        // What several test suites share (a seeded generator, running a child process); never linked into the product.
+        .target(name: "SoundlocTestSupport", path: "Tests/SoundlocTestSupport"),
         .testTarget(name: "SoundlocFeaturesTests", dependencies: ["SoundlocFeatures", "SoundlocCapture", "SoundlocOutput"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SoundlocCaptureTests", dependencies: ["SoundlocCapture"]),
         .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
-        .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures"],
+        .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures", "SoundlocTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline"]),
-        .testTarget(name: "SoundlocEvalTests", dependencies: ["SoundlocEval", "SoundlocCapture", "SoundlocDSOL"],
+        .testTarget(name: "SoundlocEvalTests", dependencies: ["SoundlocEval", "SoundlocCapture", "SoundlocDSOL", "SoundlocTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),
-        .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc"]),
+        .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc", "SoundlocTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

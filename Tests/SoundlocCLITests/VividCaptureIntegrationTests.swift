@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import XCTest
 
 /// Real V4L2 and ALSA capture without hardware: Tools/qemu/run-in-vm.sh boots Debian's kernel in QEMU
@@ -94,17 +95,6 @@ final class VividCaptureIntegrationTests: XCTestCase {
 
     /// Runs a command with stdout and stderr merged, as a person watching the console would see them.
     private static func run(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runMerged(path, arguments, environment: environment)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import XCTest
 @testable import SoundlocDSOL
 @testable import SoundlocEngine
@@ -39,12 +40,12 @@ final class AllocationTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let source = dir.appendingPathComponent("count.c"), library = dir.appendingPathComponent("libcount.so")
         try Self.countingShim.write(to: source, atomically: true, encoding: .utf8)
-        let (ccStatus, ccOutput) = try run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-O2", "-o", library.path, source.path], env: [:])
+        let (ccStatus, ccOutput) = try runMerged("/usr/bin/env", ["cc", "-shared", "-fPIC", "-O2", "-o", library.path, source.path])
         guard ccStatus == 0 else { return XCTFail("cannot build the malloc-counting shim (needs a C compiler `cc`):\n\(ccOutput)") }
 
         // Re-run this very test in a child process with the shim preloaded.
-        let (status, output) = try run("/proc/self/exe", ["SoundlocEngineTests.AllocationTests/testNoHeapAllocationAfterFirstForward"],
-                                       env: ["LD_PRELOAD": library.path, Self.childFlag: "1"])
+        let (status, output) = try runMerged("/proc/self/exe", ["SoundlocEngineTests.AllocationTests/testNoHeapAllocationAfterFirstForward"],
+                                             environment: ["LD_PRELOAD": library.path, Self.childFlag: "1"])
         guard let line = output.split(separator: "\n").first(where: { $0.contains(Self.marker) }),
               let count = Int(line.components(separatedBy: Self.marker)[1].prefix { $0.isNumber }) else {
             return XCTFail("child run reported no count (status \(status)):\n\(output.suffix(3000))")
@@ -83,20 +84,6 @@ final class AllocationTests: XCTestCase {
             }
         }
         XCTAssertTrue(sink.isFinite)
-    }
-
-    private func run(_ exe: String, _ args: [String], env: [String: String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// Counts this thread's allocation calls; initial-exec TLS so the counter itself never allocates.

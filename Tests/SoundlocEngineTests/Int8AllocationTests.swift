@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import XCTest
 @testable import SoundlocDSOL
 @testable import SoundlocEngine
@@ -20,28 +21,16 @@ final class Int8AllocationTests: XCTestCase {
         try Data(try Int8ModelTests.quantized.get()).write(to: model)
         let source = dir.appendingPathComponent("count.c"), library = dir.appendingPathComponent("libcount.so")
         try AllocationTests.countingShim.write(to: source, atomically: true, encoding: .utf8)
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cc.arguments = ["cc", "-shared", "-fPIC", "-O2", "-o", library.path, source.path]
-        try cc.run()
-        cc.waitUntilExit()
-        guard cc.terminationStatus == 0 else { return XCTFail("cannot build the malloc-counting shim (needs `cc`)") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        p.arguments = ["SoundlocEngineTests.Int8AllocationTests/testNoHeapAllocationAfterFirstInt8Forward"]
-        p.environment = ProcessInfo.processInfo.environment.merging(["LD_PRELOAD": library.path, Self.childFlag: model.path]) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let (ccStatus, ccOutput) = try runMerged("/usr/bin/env", ["cc", "-shared", "-fPIC", "-O2", "-o", library.path, source.path])
+        guard ccStatus == 0 else { return XCTFail("cannot build the malloc-counting shim (needs `cc`):\n\(ccOutput)") }
+        let (status, output) = try runMerged("/proc/self/exe", ["SoundlocEngineTests.Int8AllocationTests/testNoHeapAllocationAfterFirstInt8Forward"],
+                                             environment: ["LD_PRELOAD": library.path, Self.childFlag: model.path])
         guard let line = output.split(separator: "\n").first(where: { $0.contains(Self.marker) }),
               let count = Int(line.components(separatedBy: Self.marker)[1].prefix { $0.isNumber }) else {
-            return XCTFail("child run reported no count (status \(p.terminationStatus)):\n\(output.suffix(3000))")
+            return XCTFail("child run reported no count (status \(status)):\n\(output.suffix(3000))")
         }
         XCTAssertEqual(count, 0, "int8 forward passes after the first allocated on the heap")
-        XCTAssertEqual(p.terminationStatus, 0, "child test failed:\n\(output.suffix(3000))")
+        XCTAssertEqual(status, 0, "child test failed:\n\(output.suffix(3000))")
     }
 
     private func measureInChild(_ path: String) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import XCTest
 @testable import SoundlocEval
 
@@ -129,21 +130,10 @@ final class PythonCrossCheckTests: XCTestCase {
 
     /// Runs python3 in `directory` with PYTHONPATH=<repo>/Tools; throws when python3 cannot be started.
     func python(_ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        var env = ProcessInfo.processInfo.environment
         let tools = Paths.repositoryRoot.appendingPathComponent("Tools").path
-        env["PYTHONPATH"] = [tools, env["PYTHONPATH"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
-        process.environment = env
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let inherited = ProcessInfo.processInfo.environment["PYTHONPATH"]
+        let path = [tools, inherited].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
+        return try runMerged("/usr/bin/env", ["python3"] + arguments, environment: ["PYTHONPATH": path], directory: directory)
     }
 
     func testSwiftMatchesMetricsPy() throws {

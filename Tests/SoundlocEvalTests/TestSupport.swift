@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import SoundlocCapture
 import XCTest
 @testable import SoundlocEval
@@ -16,23 +17,7 @@ enum Paths {
     }
 }
 
-/// SplitMix64: a small seeded generator so every test input is reproducible.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func uniform(_ range: ClosedRange<Double> = 0...1) -> Double { Double.random(in: range, using: &self) }
-    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
-}
+typealias SeededRandom = SoundlocTestSupport.SeededRandom
 
 /// 14×14 maps written the way Tools/tests/test_metrics_dsol.py builds its hand cases.
 enum HandMaps {
