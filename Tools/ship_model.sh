@@ -60,33 +60,33 @@ if [[ ! -f $run/model-int8.safetensors ]]; then
     --out "$run/model-int8.safetensors" --limit "$calibration_limit" --threads 2
 fi
 
-say "4/6 evaluate on the test split (fp32, int8, stage-1 baselines)"
-evaluate() {  # name model [--baseline]
+say "4/6 evaluate on the test split (fp32, int8, stage-1 baselines; int8 against fp32 map by map)"
+agreement=$run/evals/int8-agreement.json
+if [[ ! -f $agreement ]]; then  # the comparison needs the maps of both evaluations: redo them together
+  rm -rf "$run/maps-fp32" "$run/maps-int8" "$run/evals/eval-fp32.json" "$run/evals/eval-int8.json"
+fi
+evaluate() {  # name model [more soundloc eval options]
   local out=$run/evals/eval-$1.json
   [[ -f $out ]] && { echo "have $out"; return 0; }
   "$soundloc" eval --model "$2" --data "$data/manifest.json" --split test --threads 2 "${limit_args[@]}" \
     --json "$out.tmp" "${@:3}"
   mv "$out.tmp" "$out"
 }
-evaluate fp32 "$run/model.safetensors"
-evaluate int8 "$run/model-int8.safetensors"
+evaluate fp32 "$run/model.safetensors" --maps-out "$run/maps-fp32"
+evaluate int8 "$run/model-int8.safetensors" --maps-out "$run/maps-int8"
 evaluate baseline "$run/model.safetensors" --baseline
 evaluate int8-baseline "$run/model-int8.safetensors" --baseline
-
-if [[ ! -f $run/evals/int8-agreement.json ]]; then
-  echo "int8 against fp32, map by map, on the same test scenes"
-  rm -rf "$run/maps-fp32" "$run/maps-int8"
-  "$soundloc" eval --model "$run/model.safetensors" --data "$data/manifest.json" --split test --threads 2 \
-    "${limit_args[@]}" --maps-out "$run/maps-fp32" >/dev/null
-  "$soundloc" eval --model "$run/model-int8.safetensors" --data "$data/manifest.json" --split test --threads 2 \
-    "${limit_args[@]}" --maps-out "$run/maps-int8" >/dev/null
-  python3 -m dsol.compare_maps --a "$run/maps-fp32" --b "$run/maps-int8" --json "$run/evals/int8-agreement.json"
+if [[ ! -f $agreement ]]; then
+  python3 -m dsol.compare_maps --a "$run/maps-fp32" --b "$run/maps-int8" --json "$agreement"
   rm -rf "$run/maps-fp32" "$run/maps-int8"
 fi
 
 say "5/6 audio classifier on real recordings"
-[[ -f $run/real-audio/labels.json ]] || python3 -m dataset.real_audio --out "$run/real-audio"
-python3 -m dsol.real_audio_eval --model "$run/model.safetensors" --data "$run/real-audio" --json "$run/evals/real-audio.json"
+if [[ -f $run/evals/real-audio.json ]]; then echo "have $run/evals/real-audio.json"
+else
+  [[ -f $run/real-audio/labels.json ]] || python3 -m dataset.real_audio --out "$run/real-audio"
+  python3 -m dsol.real_audio_eval --model "$run/model.safetensors" --data "$run/real-audio" --json "$run/evals/real-audio.json"
+fi
 
 say "6/6 model card"
 python3 -m dsol.model_card --run "$run" --data "$data/manifest.json" --fp32 "$run/model.safetensors" \
