@@ -42,6 +42,7 @@ rounds.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -208,20 +209,30 @@ def load_music(root: str | Path, classes: list[str], kind: str = "music_solo", f
 
 # ---------------------------------------------------------------- storage and caching
 
-def _read_rgb(path: str) -> np.ndarray:
-    with Image.open(path) as im:
+def _read_rgb(path) -> np.ndarray:
+    """A picture file (path) or encoded picture (bytes) -> uint8 HxWx3."""
+    with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 class SceneStore:
-    """Scenes plus in-memory caches of decoded pictures and linear mel energies."""
+    """Scenes plus in-memory caches of decoded pictures and linear mel energies.
 
-    def __init__(self, scenes: list[Scene], cache_images: bool = True, cache_dir: str | Path | None = None):
+    `encoded` (one encoded picture per scene) and `mel` (N, 201, 64) come from a training pack
+    (dsol.pack): the pictures are then decoded from memory and no audio is read."""
+
+    def __init__(self, scenes: list[Scene], cache_images: bool = True, cache_dir: str | Path | None = None,
+                 encoded: list[bytes] | None = None, mel: np.ndarray | None = None):
         self.scenes = list(scenes)
         self.cache_images = cache_images
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._encoded = encoded
         self._rgb: dict[int, np.ndarray] = {}
-        self._mel: np.ndarray | None = None
+        self._mel: np.ndarray | None = mel
+        if encoded is not None and len(encoded) != len(self.scenes):
+            raise ValueError("one encoded picture per scene")
+        if mel is not None and mel.shape != (len(self.scenes), 201, 64):
+            raise ValueError(f"mel energies {mel.shape} for {len(self.scenes)} scenes")
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -229,7 +240,7 @@ class SceneStore:
     def rgb(self, i: int) -> np.ndarray:
         if i in self._rgb:
             return self._rgb[i]
-        a = _read_rgb(self.scenes[i].image)
+        a = _read_rgb(self._encoded[i] if self._encoded is not None else self.scenes[i].image)
         if self.cache_images:
             self._rgb[i] = a
         return a
@@ -290,6 +301,7 @@ class Augment:
     brightness: float = 0.3    # factor in 1 ± this
     saturation: float = 0.3
     gain_db: float = 6.0       # audio gain in ± dB (amplitude)
+    eq_db: float = 0.0         # random smooth equaliser over the mel bands, peak ± dB (0 = off)
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "Augment | None":
@@ -332,7 +344,21 @@ def audio_input(mel: np.ndarray, rng: np.random.Generator | None = None, aug: Au
     gain = 1.0
     if aug is not None and rng is not None and aug.gain_db > 0:
         gain = 10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20.0)
+    if aug is not None and rng is not None and aug.eq_db > 0:
+        mel = mel * eq_curve(mel.shape[-1], aug.eq_db, rng)
     return logmel_from_energies(mel, gain)[None]
+
+
+def eq_curve(bands: int, peak_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Energy factors per mel band of a random smooth equaliser (a tilt plus two slow ripples)
+    whose response stays within ± peak_db: a different microphone, room or instrument maker, so
+    that the audio net cannot rely on one sample library's spectral envelope."""
+    x = np.linspace(-1.0, 1.0, bands)
+    a = rng.uniform(-1.0, 1.0, 3)
+    ph = rng.uniform(0.0, 2 * np.pi, 2)
+    curve = a[0] * x + a[1] * np.cos(np.pi * x + ph[0]) + a[2] * np.cos(2 * np.pi * x + ph[1])
+    db = peak_db * curve / max(1.0, float(np.abs(curve).max()))
+    return (10.0 ** (db / 10.0)).astype(np.float32)
 
 
 def sample_rng(seed: int, tag: tuple, k: int) -> np.random.Generator:
@@ -356,10 +382,14 @@ class _Tagged(torch.utils.data.Dataset):
 
 
 class PairDataset(_Tagged):
-    """(audio_i, image_i, image_j) with j a scene of another clip (negative / mismatched scene)."""
+    """(audio_i, image_i, image_j) with j a scene of another clip (negative / mismatched scene).
 
-    def __init__(self, store, indices, seed, aug):
+    negatives=False leaves image_j out (all-pairs matching uses the batch's other pictures); j is
+    still drawn, so the positives' augmentation is the same either way."""
+
+    def __init__(self, store, indices, seed, aug, negatives: bool = True):
         super().__init__(store, indices, seed, aug)
+        self.negatives = negatives
         clips = {store.scenes[i].clip for i in self.indices}
         if len(clips) < 2:
             raise ValueError("pairing needs scenes from at least two clips")
@@ -375,10 +405,12 @@ class PairDataset(_Tagged):
         rng = sample_rng(self.seed, self.tag, k)
         i = self.indices[k]
         j = self.negative(k, rng)
-        return {"audio": audio_input(self.store.mel(i), rng, self.aug),
-                "pos": image_input(self.store.rgb(i), rng, self.aug),
-                "neg": image_input(self.store.rgb(j), rng, self.aug),
-                "index": i, "neg_index": j}
+        out = {"audio": audio_input(self.store.mel(i), rng, self.aug),
+               "pos": image_input(self.store.rgb(i), rng, self.aug),
+               "index": i, "neg_index": j}
+        if self.negatives:
+            out["neg"] = image_input(self.store.rgb(j), rng, self.aug)
+        return out
 
 
 class ClassifyDataset(_Tagged):

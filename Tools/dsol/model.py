@@ -110,13 +110,17 @@ class LocHead(nn.Module):
         cos = torch.einsum("nhwe,ne->nhw", v, a).unsqueeze(1)
         return torch.sigmoid(self.scale * cos)
 
-    def pair_scores(self, fv: torch.Tensor, ga: torch.Tensor) -> torch.Tensor:
-        """Matching score max(l) of every image i with every audio j, (N_img, N_aud): the same
-        value forward() gives for the pair, for all pairs of a batch at the cost of one trunk pass."""
+    def pair_logits(self, fv: torch.Tensor, ga: torch.Tensor) -> torch.Tensor:
+        """scale * max over pixels of cos(v, a) for every image i and audio j, (N_img, N_aud)."""
         v = F.normalize(self.v_fc2(F.relu(self.v_fc1(fv.permute(0, 2, 3, 1)))), dim=-1, eps=NORM_EPS)
         a = F.normalize(self.a_fc2(F.relu(self.a_fc1(ga))), dim=-1, eps=NORM_EPS)
         cos = torch.einsum("ihwe,je->ijhw", v, a)
-        return torch.sigmoid(self.scale * torch.amax(cos, dim=(2, 3)))  # sigmoid is monotonic: max commutes
+        return self.scale * torch.amax(cos, dim=(2, 3))
+
+    def pair_scores(self, fv: torch.Tensor, ga: torch.Tensor) -> torch.Tensor:
+        """Matching score max(l) of every image i with every audio j, (N_img, N_aud): the same
+        value forward() gives for the pair, for all pairs of a batch at the cost of one trunk pass."""
+        return torch.sigmoid(self.pair_logits(fv, ga))  # sigmoid is monotonic: max commutes
 
 
 class Classifiers(nn.Module):

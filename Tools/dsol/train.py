@@ -1,7 +1,7 @@
 """Two-stage DSOL training (SPEC §4).
 
     cd Tools && python3 -m dsol.train --config dsol/configs/dsol_default.yaml \
-        --data DATA/manifest.json --out runs/r1 [--device cpu|cuda] [--resume] [--seed S] \
+        --data DATA/manifest.json|PACK.npz --out runs/r1 [--device cpu|cuda] [--resume] [--seed S] \
         [--width W] [--limit N] [--threads T]
     cd Tools && python3 -m dsol.train --benchmark [--width 64] [--batch 32] [--threads 2]
 
@@ -57,6 +57,7 @@ from .data import (SOLO_KINDS, Augment, ClassifyDataset, PairDataset, PlainDatas
 from .export import export_model
 from .kmeans import kmeans, l2_normalize
 from .model import DSOL, MUSIC_CLASSES
+from .pack import read_pack
 
 CKPT_VERSION = 1
 
@@ -72,12 +73,14 @@ DEFAULTS: dict = {
     "data": {"music": {"fps": 1.0, "val_fraction": 0.1, "frames_per_clip": None,
                        "solo_annotation": None, "duet_annotation": None, "classes": None}},
     "augment": {"enabled": True, "flip": 0.5, "crop_min": 0.85, "brightness": 0.3,
-                "saturation": 0.3, "gain_db": 6.0},
+                "saturation": 0.3, "gain_db": 6.0, "eq_db": 0.0},
     "stage1": {"epochs": 15, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4,
                "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05,
                "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
                "max_batches": None, "scale_init": 5.0,
-               "all_pairs": False, "lr_steps": None},  # all_pairs: each audio against every picture of its batch; lr_steps: [[from_epoch, factor], ...]
+               "all_pairs": False, "lr_steps": None, "infonce": 0.0},
+    # all_pairs: each audio against every picture of its batch; lr_steps: [[from_epoch, factor], ...];
+    # infonce: weight of a batch-softmax matching term added to the BCE (all_pairs only)
     "stage2": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "lambda": 0.5,
                "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
                "affine_init": "data", "affine_scale": 10.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
@@ -146,6 +149,22 @@ class Progress:
             self.bar.close()
         else:
             sys.stderr.write("\n")
+
+
+def all_pairs_loss(logits: torch.Tensor, infonce: float = 0.0) -> torch.Tensor:
+    """Stage-1 matching loss over a batch's (N_img, N_aud) matching logits, pairs on the diagonal:
+    BCE on the N positives and on the N(N-1) mismatches, each half weighing the same, plus `infonce`
+    times the batch-softmax term (which picture goes with this audio, which audio with this picture).
+    The softmax term is what gets training from scratch off the ground: a constant audio embedding
+    leaves every score at 0.5, a plateau of the BCE (ln 2) but ln N for the softmax term."""
+    n = logits.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+    loss = 0.5 * (F.binary_cross_entropy_with_logits(logits[eye], torch.ones_like(logits[eye]))
+                  + F.binary_cross_entropy_with_logits(logits[~eye], torch.zeros_like(logits[~eye])))
+    if infonce > 0:
+        idx = torch.arange(n, device=logits.device)
+        loss = loss + infonce * 0.5 * (F.cross_entropy(logits, idx) + F.cross_entropy(logits.t(), idx))
+    return loss
 
 
 def nmi(a, b) -> float:
@@ -267,7 +286,13 @@ class Trainer:
         mcfg = self.cfg["data"]["music"]
         if p.is_dir() and (p / "manifest.json").exists():
             p = p / "manifest.json"
-        if p.is_file():
+        packed: dict[str, tuple] = {}
+        if p.is_file() and p.suffix == ".npz":  # a training pack (dsol.pack): pictures and clips inside
+            self.classes, scenes, jpegs, mel = read_pack(p)
+            for sp in ("train", "val", "test"):
+                idx = [k for k, s in enumerate(scenes) if s.split == sp]
+                packed[sp] = ([jpegs[k] for k in idx], mel[idx])
+        elif p.is_file():
             self.classes, scenes = load_manifest(p)
         else:
             self.classes = list(mcfg.get("classes") or MUSIC_CLASSES)
@@ -284,7 +309,8 @@ class Trainer:
                                          self.seed, mcfg.get("frames_per_clip"), exclude)
         cache = self.out / "cache"
         by_split = {sp: [s for s in scenes if s.split == sp] for sp in ("train", "val", "test")}
-        self.stores = {sp: SceneStore(sc, self.cfg.get("cache_images", True), cache) for sp, sc in by_split.items()}
+        self.stores = {sp: SceneStore(sc, self.cfg.get("cache_images", True), cache, *packed.get(sp, (None, None)))
+                       for sp, sc in by_split.items()}
         tr = self.stores["train"].scenes
         self.solo_idx = [i for i, s in enumerate(tr) if s.kind in SOLO_KINDS]
         kinds2 = set(self.cfg["stage2"]["kinds"])
@@ -467,13 +493,14 @@ class Trainer:
         self._stage1_lr(epoch)
         frozen = self._frozen(epoch)
         self._train_mode(frozen)
-        ds = PairDataset(self.stores["train"], self.solo_idx, self.seed, self.aug)
+        all_pairs = bool(s1.get("all_pairs", False))
+        infonce = float(s1.get("infonce", 0.0) or 0.0)
+        ds = PairDataset(self.stores["train"], self.solo_idx, self.seed, self.aug, negatives=not all_pairs)
         ds.set_tag(1, epoch)
         rng = np.random.default_rng([self.seed, 1, epoch])
         plan = batch_plan(len(ds), int(s1["batch_size"]), rng, True, self._limit("stage1"))
         bar = Progress(len(plan), f"s1 e{epoch} loc", not self.quiet)
         tot, acc, n, t0 = 0.0, 0.0, 0, time.time()
-        all_pairs = bool(s1.get("all_pairs", False))
         for b in self._loader(ds, plan):
             audio = self._to(b["audio"])
             bsz = audio.shape[0]
@@ -481,10 +508,10 @@ class Trainer:
                 # Every audio against every picture of the batch: N positives and N(N-1) mismatches
                 # from one trunk pass; each half weighs as much as the other.
                 fv, ga = self._features(self._to(b["pos"], image=True), audio, frozen)
-                scores = self.model.loc.pair_scores(fv, ga)
+                logits = self.model.loc.pair_logits(fv, ga)
+                scores = torch.sigmoid(logits)
                 eye = torch.eye(bsz, dtype=torch.bool, device=scores.device)
-                loss = 0.5 * (F.binary_cross_entropy(scores[eye], torch.ones_like(scores[eye]))
-                              + F.binary_cross_entropy(scores[~eye], torch.zeros_like(scores[~eye])))
+                loss = all_pairs_loss(logits, infonce)
                 score = torch.cat([scores[eye], scores[~eye]])
                 target = torch.cat([torch.ones(bsz), torch.zeros(bsz * (bsz - 1))]).to(score)
                 weight = torch.cat([torch.full((bsz,), 0.5 / bsz),
@@ -789,11 +816,49 @@ class Trainer:
 
     # ------------------------------------------------ driver
 
-    def run(self, stop_after: int | None = None) -> dict:
-        """Run the remaining steps; with stop_after, return after that many (as if interrupted)."""
+    def fit_time_budget(self, seconds_left: float) -> dict:
+        """Shorten stage 1 so that the whole run ends within seconds_left, from the steps timed so far
+        (at least one localisation epoch and one clustering round); lr_steps shrink with it. The
+        configured stage-1 epochs are the most it will plan, stage 2 keeps its epochs, and the finished
+        steps stay the start of the new plan, so --resume works as usual."""
+        s1, s2 = self.cfg["stage1"], self.cfg["stage2"]
+        loc = [h["wall_s"] for h in self.history if h["phase"] == "s1_loc"]
+        cls = [h["wall_s"] for h in self.history if h["phase"] == "s1_cls"]
+        if not loc or not cls:
+            raise ValueError("time the first localisation epoch and clustering round first")
+        per_epoch = float(np.mean(loc[1:] or loc)) + float(np.mean(cls)) * (1.0 / max(1, int(s1["cluster_every"])))
+        # a stage-2 epoch: two pictures per cocktail sample and a teacher pass, against one picture per solo one
+        per_s2 = 2.5 * float(np.mean(loc[1:] or loc)) * len(self.cocktail_idx) / max(1, len(self.solo_idx))
+        n2 = int(s2["epochs"]) if self.cocktail_idx else 0
+        reserve = 1.5 * per_epoch + 60.0  # stage-2 set-up, refit, final evaluation and export
+        done = max(e for k, e in self.plan[:self.step] if k == "s1_loc") + 1
+        fit = int((seconds_left - n2 * per_s2 - reserve) // per_epoch) + done
+        planned = int(s1["epochs"])
+        epochs = max(done + 1, min(planned, fit))
+        info = {"per_stage1_epoch_s": per_epoch, "per_stage2_epoch_s": per_s2, "stage1_epochs": epochs,
+                "planned_stage1_epochs": planned, "seconds_left": seconds_left}
+        if epochs != planned:
+            scale = epochs / planned
+            s1["epochs"] = epochs
+            if s1.get("lr_steps"):
+                s1["lr_steps"] = [[max(done, int(round(a * scale))), f] for a, f in s1["lr_steps"]]
+            self.plan = self._plan()
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        self.log(f"time budget: {seconds_left:.0f} s left, {per_epoch:.1f} s per stage-1 epoch, "
+                 f"~{per_s2:.1f} s per stage-2 epoch -> {epochs} stage-1 epochs (configured {planned}), "
+                 f"lr_steps {s1.get('lr_steps')}")
+        return info
+
+    def run(self, stop_after: int | None = None, deadline: float | None = None) -> dict:
+        """Run the remaining steps; with stop_after, return after that many (as if interrupted);
+        with deadline (a time.time() value), fit stage 1 to it once the first clustering round is timed."""
         self._preload("train")
         done = 0
+        fitted = deadline is None
         while self.step < len(self.plan):
+            if not fitted and self.step > 0 and self.plan[self.step - 1][0] == "s1_cls":
+                self.fit_time_budget(deadline - time.time())
+                fitted = True
             if stop_after is not None and done >= stop_after:
                 self.log(f"stopping after {done} steps (--stop-after)")
                 return self.history[-1] if self.history else {}
@@ -945,6 +1010,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="at most N batches per training epoch/round")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="fit the stage-1 epochs (at most the configured ones) so the run ends within this time")
     ap.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # tests: interrupt after N steps
     ap.add_argument("--benchmark", action="store_true", help="time training batches on random inputs and exit")
     ap.add_argument("--batch", type=int, default=32, help="batch size for --benchmark")
@@ -952,6 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels-last", action="store_true", help="--benchmark in channels-last layout")
     ap.add_argument("--freeze-vision", type=int, default=0, help="--benchmark with N frozen vision stages")
     args = ap.parse_args(argv)
+    started = time.time()
 
     if args.benchmark:
         benchmark(args.width or 64, args.batch, args.threads, args.iters, args.channels_last, args.freeze_vision)
@@ -987,7 +1055,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         trainer.load(last)
         trainer.log(f"resumed at step {trainer.step}/{len(trainer.plan)} from {last}")
-    trainer.run(args.stop_after)
+    deadline = started + args.time_budget if args.time_budget else None
+    trainer.run(args.stop_after, deadline)
     return 0
 
 
