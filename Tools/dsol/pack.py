@@ -149,7 +149,7 @@ def read_pack(path: str | Path) -> tuple[list[str], list[Scene], list[bytes], np
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python3 -m dsol.pack", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="the builder's manifest.json")
     ap.add_argument("--out", required=True, help="pack file to write (.npz)")

@@ -5,8 +5,10 @@
         [--width W] [--limit N] [--threads T]
     cd Tools && python3 -m dsol.train --benchmark [--width 64] [--batch 32] [--threads 2]
 
---data: the builder's manifest.json (or its folder), or a real-MUSIC folder (see dsol.data).
+--data: the builder's manifest.json (or its folder), a training pack (dsol.pack), or a real-MUSIC
+folder (see dsol.data).
 --limit N: at most N batches per training epoch/round (quick runs, timing).
+--time-budget S: fit the number of stage-1 epochs to S seconds (Trainer.fit_time_budget).
 
 Stage 1 (single-source scenes), per epoch:
   1. localisation: each audio with its own frame (label 1) and another clip's frame (label 0);
