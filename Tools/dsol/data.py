@@ -29,7 +29,8 @@ Augmentation (training only, each sample seeded from (seed, epoch tag, position)
 does not depend on the number of loader workers): horizontal flip (p 0.5), a random crop of
 85-100 % of each side then the shared tent resampling to 224 (small crop/scale/aspect jitter),
 brightness and saturation factors in [0.7, 1.3] (the authors' ImageEnhance pair), audio gain in
-±6 dB, and optionally a random smooth equaliser over the mel bands (`eq_db`, see eq_curve). Evaluation inputs are exactly dsol.image.preprocess(rgb) and the SPEC §3 log-mel.
+±6 dB, and optionally a random smooth equaliser over the mel bands (`eq_db`, see eq_curve).
+Evaluation inputs are exactly dsol.image.preprocess(rgb) and the SPEC §3 log-mel.
 
 Pairs
 -----

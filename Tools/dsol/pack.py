@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .audio import TOP_DB, load_clip, logmel_from_energies, mel_energies_batch
+from .audio import TOP_DB, load_clip, logmel_batch
 from .data import COCKTAIL_KINDS, SOLO_KINDS, Scene, load_manifest
 
 FORMAT = "soundloc-train-pack"
@@ -96,7 +96,7 @@ def write_pack(manifest: str | Path, out: str | Path, cocktail: int | None = Non
     for a in range(0, len(picked), chunk):
         idx = picked[a:a + chunk]
         clips = np.stack([load_clip(scenes[i].audio, scenes[i].audio_start) for i in idx])
-        q, p = quantise_logmel(logmel_from_energies(mel_energies_batch(clips)), mel_bits)
+        q, p = quantise_logmel(logmel_batch(clips), mel_bits)
         codes.append(q)
         peaks.append(p)
         jpegs += [_jpeg(scenes[i].image, quality) for i in idx]

@@ -288,12 +288,9 @@ class Trainer:
         mcfg = self.cfg["data"]["music"]
         if p.is_dir() and (p / "manifest.json").exists():
             p = p / "manifest.json"
-        packed: dict[str, tuple] = {}
+        jpegs = mel = None
         if p.is_file() and p.suffix == ".npz":  # a training pack (dsol.pack): pictures and clips inside
             self.classes, scenes, jpegs, mel = read_pack(p)
-            for sp in ("train", "val", "test"):
-                idx = [k for k, s in enumerate(scenes) if s.split == sp]
-                packed[sp] = ([jpegs[k] for k in idx], mel[idx])
         elif p.is_file():
             self.classes, scenes = load_manifest(p)
         else:
@@ -310,9 +307,12 @@ class Trainer:
                     scenes += load_music(root, self.classes, kind, mcfg["fps"], mcfg["val_fraction"],
                                          self.seed, mcfg.get("frames_per_clip"), exclude)
         cache = self.out / "cache"
-        by_split = {sp: [s for s in scenes if s.split == sp] for sp in ("train", "val", "test")}
-        self.stores = {sp: SceneStore(sc, self.cfg.get("cache_images", True), cache, *packed.get(sp, (None, None)))
-                       for sp, sc in by_split.items()}
+        split_idx = {sp: [k for k, s in enumerate(scenes) if s.split == sp] for sp in ("train", "val", "test")}
+        by_split = {sp: [scenes[k] for k in idx] for sp, idx in split_idx.items()}
+        self.stores = {sp: SceneStore(by_split[sp], self.cfg.get("cache_images", True), cache,
+                                      None if jpegs is None else [jpegs[k] for k in idx],
+                                      None if mel is None else mel[idx])
+                       for sp, idx in split_idx.items()}
         tr = self.stores["train"].scenes
         self.solo_idx = [i for i, s in enumerate(tr) if s.kind in SOLO_KINDS]
         kinds2 = set(self.cfg["stage2"]["kinds"])
@@ -818,7 +818,7 @@ class Trainer:
 
     # ------------------------------------------------ driver
 
-    def fit_time_budget(self, seconds_left: float) -> dict:
+    def fit_time_budget(self, seconds_left: float) -> None:
         """Shorten stage 1 so that the whole run ends within seconds_left, from the steps timed so far
         (at least one localisation epoch and one clustering round); lr_steps shrink with it. The
         configured stage-1 epochs are the most it will plan, stage 2 keeps its epochs, and the finished
@@ -828,17 +828,16 @@ class Trainer:
         cls = [h["wall_s"] for h in self.history if h["phase"] == "s1_cls"]
         if not loc or not cls:
             raise ValueError("time the first localisation epoch and clustering round first")
-        per_epoch = float(np.mean(loc[1:] or loc)) + float(np.mean(cls)) * (1.0 / max(1, int(s1["cluster_every"])))
+        per_loc = float(np.mean(loc[1:] or loc))  # the first epoch also pays for start-up
+        per_epoch = per_loc + float(np.mean(cls)) / max(1, int(s1["cluster_every"]))
         # a stage-2 epoch: two pictures per cocktail sample and a teacher pass, against one picture per solo one
-        per_s2 = 2.5 * float(np.mean(loc[1:] or loc)) * len(self.cocktail_idx) / max(1, len(self.solo_idx))
+        per_s2 = 2.5 * per_loc * len(self.cocktail_idx) / max(1, len(self.solo_idx))
         n2 = int(s2["epochs"]) if self.cocktail_idx else 0
         reserve = 1.5 * per_epoch + 60.0  # stage-2 set-up, refit, final evaluation and export
         done = max(e for k, e in self.plan[:self.step] if k == "s1_loc") + 1
         fit = int((seconds_left - n2 * per_s2 - reserve) // per_epoch) + done
         planned = int(s1["epochs"])
         epochs = max(done + 1, min(planned, fit))
-        info = {"per_stage1_epoch_s": per_epoch, "per_stage2_epoch_s": per_s2, "stage1_epochs": epochs,
-                "planned_stage1_epochs": planned, "seconds_left": seconds_left}
         if epochs != planned:
             scale = epochs / planned
             s1["epochs"] = epochs
@@ -849,7 +848,6 @@ class Trainer:
         self.log(f"time budget: {seconds_left:.0f} s left, {per_epoch:.1f} s per stage-1 epoch, "
                  f"~{per_s2:.1f} s per stage-2 epoch -> {epochs} stage-1 epochs (configured {planned}), "
                  f"lr_steps {s1.get('lr_steps')}")
-        return info
 
     def run(self, stop_after: int | None = None, deadline: float | None = None) -> dict:
         """Run the remaining steps; with stop_after, return after that many (as if interrupted);
