@@ -3,10 +3,11 @@
 # writes model.safetensors) -> quantize with soundloc -> evaluate fp32, int8 and the stage-1 baseline with
 # soundloc eval and a map-by-map int8/fp32 comparison -> audio accuracy on real recordings -> model card -> copy into a Models folder.
 #
-#   Tools/ship_model.sh [--data DIR] [--size tiny|small|full] [--seed N] [--config YAML] [--run DIR]
-#                       [--models DIR|none] [--soundloc BIN] [--calibration-limit N] [--eval-limit N]
+#   Tools/ship_model.sh [--data DIR] [--size tiny|small|full] [--seed N] [--procedural N] [--config YAML]
+#                       [--run DIR] [--models DIR|none] [--soundloc BIN] [--calibration-limit N] [--eval-limit N]
 #
-# Defaults: --data data/small, --size small, --seed 1, --config Tools/dsol/configs/cpu_fast.yaml,
+# Defaults: --data data/small, --size small, --seed 1, --procedural 0 (procedural drawings per class
+# in the training split, see Tools/dataset/README.md), --config Tools/dsol/configs/cpu_fast.yaml,
 # --run runs/ship, --models Models, --soundloc .build/release/soundloc (built when missing).
 # Every step is resumable: an existing data set is reused, training resumes from its last checkpoint,
 # finished steps are skipped when their outputs exist (delete a file to redo its step).
@@ -17,13 +18,14 @@ say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'ship_model: error: %s\n' "$*" >&2; exit 1; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-data=$repo/data/small size=small seed=1 config=$repo/Tools/dsol/configs/cpu_fast.yaml run=$repo/runs/ship
+data=$repo/data/small size=small seed=1 procedural=0 config=$repo/Tools/dsol/configs/cpu_fast.yaml run=$repo/runs/ship
 models=$repo/Models soundloc=$repo/.build/release/soundloc calibration_limit=64 eval_limit=""
 while [[ $# -gt 0 ]]; do
   [[ $1 == -h || $1 == --help ]] && { sed -n '2,14p' "$0"; exit 0; }
   [[ $# -ge 2 ]] || die "$1 needs a value"
   case $1 in
-    --data) data=$2 ;; --size) size=$2 ;; --seed) seed=$2 ;; --config) config=$2 ;; --run) run=$2 ;;
+    --data) data=$2 ;; --size) size=$2 ;; --seed) seed=$2 ;; --procedural) procedural=$2 ;;
+    --config) config=$2 ;; --run) run=$2 ;;
     --models) models=$2 ;; --soundloc) soundloc=$2 ;; --calibration-limit) calibration_limit=$2 ;;
     --eval-limit) eval_limit=$2 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -44,9 +46,9 @@ fi
 mkdir -p "$run/evals"
 cd "$repo/Tools"
 
-say "1/6 data set: $data (size $size, seed $seed)"
+say "1/6 data set: $data (size $size, seed $seed, procedural $procedural)"
 if [[ -f $data/manifest.json ]]; then echo "reusing $data/manifest.json"
-else python3 -m dataset.build --out "$data" --seed "$seed" --size "$size" --resume; fi
+else python3 -m dataset.build --out "$data" --seed "$seed" --size "$size" --procedural "$procedural" --resume; fi
 
 say "2/6 training ($config) into $run"
 if [[ -f $run/final.json && -f $run/model.safetensors ]]; then echo "already trained: $run/final.json"

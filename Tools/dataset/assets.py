@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from . import CLASSES, SPLITS
+from . import BUILDER_VERSION, CLASSES, SPLITS
 from .rcc import read_rcc
 
 INSTALL_HINT = "run Tools/dataset/install_assets.sh (as root) to install the data-set assets"
@@ -108,7 +108,7 @@ class DrawingSource:
     sid: str            # short id, e.g. "qabcs/violin"
     cls: str
     package: str
-    loader: str         # png | svg | rcc-svg | cbdt | xylofon
+    loader: str         # png | svg | rcc-svg | cbdt | xylofon | procedural
     path: str           # file on disk (font, bundle, png, svg)
     member: str = ""    # resource inside a bundle, or emoji code point
     note: str = ""
@@ -312,6 +312,7 @@ class Drawing:
     image: Image.Image
     content_hash: str
     splits: list = field(default_factory=list)
+    procedural: bool = False   # drawn by Tools/dataset/procedural, not read from a package
 
     def provenance(self) -> list[dict]:
         out = []
@@ -325,9 +326,12 @@ class Drawing:
             elif s.package == "gcompris-qt-data":
                 member = s.member if s.loader == "rcc-svg" else s.member + "xylofon.svg"
                 lic, cr = dep5_licence(s.package, member.replace("/gcompris/", "", 1))
+            elif s.package == PROCEDURAL_PACKAGE:
+                lic, cr = PROCEDURAL_LICENCE
             else:
                 lic, cr = "unknown", ""
-            entry = {"source": s.sid, "package": s.package, "version": pkg_version(s.package),
+            version = BUILDER_VERSION if s.package == PROCEDURAL_PACKAGE else pkg_version(s.package)
+            entry = {"source": s.sid, "package": s.package, "version": version,
                      "path": s.path, "licence": lic, "copyright": cr}
             if s.member:
                 entry["member"] = s.member
@@ -428,16 +432,36 @@ def assign_drawing_splits(drawings: list[Drawing]) -> None:
         d.splits = ["test"] if i < n_test else ["val"] if i < n_test + n_val else ["train"]
 
 
+PROCEDURAL_PACKAGE = "soundloc"
+PROCEDURAL_LICENCE = ("same as the soundloc project", "soundloc authors (drawn by Tools/dataset/procedural)")
+
+
+def procedural_drawings(per_class: int) -> dict[str, list[Drawing]]:
+    """`per_class` procedural drawings of each class, all in the training split only, so that
+    validation and test keep measuring the packages' held-out drawings."""
+    from . import procedural
+    out: dict[str, list[Drawing]] = {c: [] for c in CLASSES}
+    for cls in CLASSES:
+        for v in range(per_class):
+            src = DrawingSource(f"procedural/{cls}/{v}", cls, PROCEDURAL_PACKAGE, "procedural",
+                                "Tools/dataset/procedural", str(v))
+            im = procedural.draw(cls, v, MAX_SIDE)
+            out[cls].append(Drawing(f"{cls}:procedural-{v:03d}", cls, [src], im, content_hash(im),
+                                    ["train"], procedural=True))
+    return out
+
+
 def shared_drawings(drawings: dict[str, list[Drawing]]) -> dict:
     """Classes whose drawings appear in more than one split."""
     out = {}
     for cls, ds in drawings.items():
         shared = [d for d in ds if len(d.splits) > 1]
         if shared:
+            found = sum(1 for d in ds if not d.procedural)
             out[cls] = {
                 "drawings": [d.id for d in shared],
                 "splits": sorted({s for d in shared for s in d.splits}, key=SPLITS.index),
-                "reason": f"only {len(ds)} distinct drawing(s) of {cls} in the installed packages; "
+                "reason": f"only {found} distinct drawing(s) of {cls} in the installed packages; "
                           "shared drawings are augmented independently per scene",
             }
     return out

@@ -2,7 +2,7 @@
 
     cd Tools && python3 -m dataset.build --out DIR --seed S [--size tiny|small|full]
         [--solo N] [--synthetic N] [--free N] [--splits train,val,test]
-        [--workers N] [--resume] [--test-family A|B]
+        [--workers N] [--resume] [--test-family A|B] [--procedural N [--procedural-share P]]
 
 Layout of DIR:
     manifest.json                       scenes, objects, assets, provenance, splits
@@ -196,10 +196,17 @@ def dir_size(path: str) -> int:
 
 
 def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
-          resume: bool = False, test_family: str = "B", quiet: bool = False) -> dict:
+          resume: bool = False, test_family: str = "B", quiet: bool = False,
+          procedural: int = 0, procedural_share: float = 0.5) -> dict:
+    """procedural: drawings per class from Tools/dataset/procedural added to the training
+    split; procedural_share: the chance that a training object uses one of them."""
     t0 = time.time()
+    if procedural < 0 or not 0.0 <= procedural_share <= 1.0:
+        raise ValueError("procedural must be >= 0 and procedural_share within [0, 1]")
     params = {"seed": seed, "counts": counts, "splits": splits, "test_family": test_family,
               "builder_version": BUILDER_VERSION}
+    if procedural:
+        params["procedural"] = {"per_class": procedural, "share": procedural_share}
     os.makedirs(out, exist_ok=True)
     journal_dir = os.path.join(out, JOURNAL)
     if os.path.exists(os.path.join(out, "manifest.json")) or os.path.isdir(journal_dir):
@@ -225,10 +232,14 @@ def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
     dump_json(os.path.join(journal_dir, "params.json"), params)
 
     drawings = A.load_drawings()
+    if procedural:
+        drawn = A.procedural_drawings(procedural)
+        drawings = {c: drawings[c] + drawn[c] for c in CLASSES}
     backgrounds = A.load_backgrounds()
     soundfonts = A.load_soundfonts()
     families = A.split_families(test_family)
-    cat = Catalogue(drawings, backgrounds, soundfonts, families)
+    cat = Catalogue(drawings, backgrounds, soundfonts, families,
+                    procedural_share if procedural else 0.0)
 
     # previous results: journal lines plus scenes of an earlier manifest
     done: dict[str, dict] = {}
@@ -310,7 +321,7 @@ def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
         "shared_drawings": A.shared_drawings(drawings),
         "assets": {
             "drawings": [{"id": d.id, "class": d.cls, "content_hash": d.content_hash,
-                          "splits": d.splits, "size": list(d.image.size),
+                          "splits": d.splits, "size": list(d.image.size), "procedural": d.procedural,
                           "origins": d.provenance()} for c in CLASSES for d in drawings[c]],
             "backgrounds": [b.provenance() for b in backgrounds],
             "soundfonts": [s.provenance() for s in soundfonts],
@@ -351,8 +362,17 @@ def main(argv=None):
                     help="keep scenes already written and valid, build the rest")
     ap.add_argument("--test-family", choices=["A", "B"], default="B",
                     help="sound family of the test split (train/val use the other)")
+    ap.add_argument("--procedural", type=int, default=0, metavar="N",
+                    help="add N procedurally drawn pictures per class to the training split "
+                         "(validation and test keep the packages' drawings only)")
+    ap.add_argument("--procedural-share", type=float, default=0.5, metavar="P",
+                    help="chance that a training object uses a procedural drawing (default 0.5)")
     ap.add_argument("--check", action="store_true", help="only check that the assets are installed")
     args = ap.parse_args(argv)
+    if args.procedural < 0:
+        ap.error("--procedural must be >= 0")
+    if not 0.0 <= args.procedural_share <= 1.0:
+        ap.error("--procedural-share must be within [0, 1]")
     problems = A.check()
     if problems:
         print("missing assets:\n  " + "\n  ".join(problems) + f"\n{A.INSTALL_HINT}", file=sys.stderr)
@@ -368,7 +388,8 @@ def main(argv=None):
     bad = [s for s in splits if s not in SPLITS]
     if bad:
         ap.error(f"unknown split(s): {bad}")
-    build(args.out, args.seed, counts, splits, max(1, args.workers), args.resume, args.test_family)
+    build(args.out, args.seed, counts, splits, max(1, args.workers), args.resume, args.test_family,
+          procedural=args.procedural, procedural_share=args.procedural_share)
     return 0
 
 

@@ -15,14 +15,15 @@ S = IMAGE_SIZE
 class Catalogue:
     """Assets available to one split, plus lazily loaded synthesizers."""
 
-    def __init__(self, drawings, backgrounds, soundfonts, families):
-        self.drawings = drawings          # {class: [Drawing]}
+    def __init__(self, drawings, backgrounds, soundfonts, families, procedural_share: float = 0.0):
+        self.drawings = drawings          # {class: [Drawing]}, package and procedural ones
         self.backgrounds = backgrounds    # [Background]
         self.soundfonts = soundfonts      # [SoundFont]
         self.families = families          # {split: family}
+        self.procedural_share = procedural_share  # chance an object uses a procedural drawing
 
-    def drawings_for(self, split, cls):
-        return [d for d in self.drawings[cls] if split in d.splits]
+    def drawings_for(self, split, cls, procedural: bool = False):
+        return [d for d in self.drawings[cls] if split in d.splits and d.procedural == procedural]
 
     def backgrounds_for(self, split):
         return [b for b in self.backgrounds if split in b.splits]
@@ -123,7 +124,11 @@ def _pick(seq, rng):
 
 
 def _object(split, cls, cat, rng, side):
-    d = _pick(cat.drawings_for(split, cls), rng)
+    drawn = cat.drawings_for(split, cls, procedural=True)
+    # no extra random draw where there are no procedural drawings (val, test): those
+    # splits' scenes stay byte-identical to a build without them
+    use_drawn = bool(drawn) and rng.random() < cat.procedural_share
+    d = _pick(drawn if use_drawn else cat.drawings_for(split, cls), rng)
     im, aug = augment(d.image, rng, side)
     return d, im, aug
 

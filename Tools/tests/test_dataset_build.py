@@ -251,3 +251,44 @@ def test_preview_contact_sheet(built, tmp_path):
     assert im.size[0] > 3 * 224 and im.size[1] > 224
     px = np.asarray(im.convert("RGB")).reshape(-1, 3)
     assert np.any(np.all(px == (40, 230, 60), axis=1))  # a green (sounding) box is drawn
+
+
+def test_procedural_drawings_only_change_the_training_split(built, tmp_path):
+    from dataset.build import build
+    a, _, m0 = built
+    p = str(tmp_path / "p")
+    build(p, 11, COUNTS, SPLITS, workers=2, quiet=True, procedural=3, procedural_share=0.5)
+    with open(os.path.join(p, "manifest.json")) as f:
+        m = json.load(f)
+    assert m["build_params"]["procedural"] == {"per_class": 3, "share": 0.5}
+    # validation and test scenes are byte-identical to the build without procedural drawings
+    for sp in ("val", "test"):
+        files = [s[k] for s in m["scenes"] if s["split"] == sp for k in ("image", "audio")]
+        _, mismatch, errors = filecmp.cmpfiles(a, p, files, shallow=False)
+        assert not mismatch and not errors, mismatch[:5]
+        assert m["splits"][sp]["drawings"] == m0["splits"][sp]["drawings"]
+    drawn = {d["id"]: d for d in m["assets"]["drawings"] if d["procedural"]}
+    assert len(drawn) == 3 * len(CLASSES)
+    for d in drawn.values():
+        assert d["splits"] == ["train"] and d["origins"][0]["package"] == "soundloc"
+        assert d["origins"][0]["licence"] != "unknown"
+    for c in CLASSES:
+        assert sum(1 for i in m["splits"]["train"]["drawings"][c] if i in drawn) == 3
+    # roughly half of the training objects use one; none outside training
+    train_objs = [o for s in m["scenes"] if s["split"] == "train" for o in s["objects"]]
+    share = np.mean([o["drawing"] in drawn for o in train_objs])
+    assert 0.3 < share < 0.7, share
+    assert not any(o["drawing"] in drawn for s in m["scenes"] if s["split"] != "train"
+                   for o in s["objects"])
+    with pytest.raises(SystemExit):  # resuming with other procedural settings is refused
+        build(p, 11, COUNTS, SPLITS, workers=1, resume=True, quiet=True)
+
+
+def test_procedural_options_are_checked(tmp_path):
+    from dataset.build import build, main
+    with pytest.raises(ValueError):
+        build(str(tmp_path / "x"), 1, COUNTS, SPLITS, procedural=-1)
+    with pytest.raises(ValueError):
+        build(str(tmp_path / "x"), 1, COUNTS, SPLITS, procedural=2, procedural_share=1.5)
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "y"), "--seed", "1", "--procedural", "-2"])
