@@ -83,11 +83,16 @@ if [[ ! -f $agreement ]]; then
   rm -rf "$run/maps-fp32" "$run/maps-int8"
 fi
 
-say "5/6 audio classifier on real recordings"
+say "5/6 audio classifier on real recordings; object classes at the box on unseen and seen drawings"
 if [[ -f $run/evals/real-audio.json ]]; then echo "have $run/evals/real-audio.json"
 else
   [[ -f $run/real-audio/labels.json ]] || python3 -m dataset.real_audio --out "$run/real-audio"
   python3 -m dsol.real_audio_eval --model "$run/model.safetensors" --data "$run/real-audio" --json "$run/evals/real-audio.json"
+fi
+if [[ -f $run/evals/box-classes.json ]]; then echo "have $run/evals/box-classes.json"
+else
+  python3 -m dsol.box_classes --model "$run/model.safetensors" --data "$data/manifest.json" --split test \
+    --json "$run/evals/box-classes.json"
 fi
 
 say "6/6 model card"

@@ -123,9 +123,26 @@ def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path, notes: Path
         for c, v in real["per_class"].items():
             out.append(f"| {c} | {v['n']} | {100 * v['accuracy']:.0f} % |")
         out.append("")
+    boxes = json.loads((evals / "box-classes.json").read_text()) if (evals / "box-classes.json").exists() else None
+    if boxes:
+        out += ["## Object classes at the box", "",
+                f"For every object of the test split's cocktail scenes ({boxes['objects']} objects in "
+                f"{boxes['scenes']} scenes, sounding or silent), the class with the highest dictionary response averaged "
+                "over its box (`python3 -m dsol.box_classes`). *new* = a drawing the training split never showed, "
+                f"*seen* = one the builder had to share with training. Chance {100 * boxes['chance']:.1f} %.", "",
+                "| drawing | objects | recognised |", "|---|---|---|"]
+        for status, v in boxes["by_drawing"].items():
+            out.append(f"| {status} | {v['objects']} | {100 * v['accuracy']:.1f} % |")
+        out.append(f"| all | {boxes['objects']} | {100 * boxes['accuracy']:.1f} % |")
+        out += ["", "Per class: " + "; ".join(
+            f"{c} " + ", ".join(f"{s} {100 * v['accuracy']:.0f} %" for s, v in d.items())
+            for c, d in boxes["by_class"].items()) + ".", ""]
+    procedural = (manifest.get("build_params") or {}).get("procedural")
     out += ["## Training", "",
             f"- Data: `{data}` built by `python3 -m dataset.build` (builder {manifest.get('builder_version')}, seed "
-            f"{manifest.get('seed')}); counts {json.dumps(manifest.get('counts'))}.",
+            f"{manifest.get('seed')}); counts {json.dumps(manifest.get('counts'))}"
+            + (f"; {procedural['per_class']} procedural drawings per class in the training split, used by "
+               f"{100 * procedural['share']:.0f} % of its objects." if procedural else "."),
             f"- Trainer: `python3 -m dsol.train`, seed {seed}; config below.",
             f"- Hardware: {cpu_name()}, {os.cpu_count()} cores ({platform.machine()}), no GPU.",
             f"- Training time (sum of logged steps): {train_s / 60:.0f} min." if train_s else "- Training time: see log.",

@@ -9,6 +9,8 @@
 folder (see dsol.data).
 --limit N: at most N batches per training epoch/round (quick runs, timing).
 --time-budget S: fit the number of stage-1 epochs to S seconds (Trainer.fit_time_budget).
+--init CKPT: a new run that starts from another run's model weights (e.g. its stage1_final.pt), for
+going on on a changed data set; recorded in the run's config.yaml as init_from.
 
 Stage 1 (single-source scenes), per epoch:
   1. localisation: each audio with its own frame (label 1) and another clip's frame (label 0);
@@ -426,6 +428,26 @@ class Trainer:
         if plan != st["plan"]:  # e.g. more stage-1 epochs: a longer schedule that continues the same run
             self.log(f"resuming with a changed plan: {len(st['plan'])} -> {len(plan)} steps, first {done} already done")
         torch.set_rng_state(st["rng"]["torch"])
+
+    def init_from(self, path: str | Path) -> None:
+        """Start from the model weights of another run's checkpoint (nothing else: the schedule,
+        optimiser and pseudo-labels start afresh), e.g. to go on training on a changed data set."""
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise SystemExit(f"--init {path}: not a readable checkpoint ({e})")
+        state = st.get("model", st.get("state_dict")) if isinstance(st, dict) else None
+        if state is None:
+            raise SystemExit(f"--init {path}: holds no model weights")
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as e:
+            raise SystemExit(f"--init {path}: does not fit this configuration's model "
+                             f"({str(e).splitlines()[0]})")
+        self.model.to(self.device)
+        if self.cfg["speed"].get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
+        self.log(f"initialised from the weights in {path}")
 
     # ------------------------------------------------ optimisers, freezing
 
@@ -1005,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="run folder")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    ap.add_argument("--init", metavar="CKPT", help="start a new run from the model weights of a checkpoint "
+                    "(e.g. another run's checkpoints/stage1_final.pt)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--width", type=int, help="ResNet base width (64 = the real model)")
     ap.add_argument("--limit", type=int, help="at most N batches per training epoch/round")
@@ -1028,6 +1052,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--data and --out are required")
     out = Path(args.out)
     last = out / "checkpoints" / "last.pt"
+    if args.init and args.resume:
+        ap.error("--init starts a new run; --resume continues one (its weights come from its checkpoint)")
+    if args.init and not Path(args.init).is_file():
+        ap.error(f"--init: no file {args.init}")
     if args.resume:
         if not last.exists():
             ap.error(f"--resume: no checkpoint at {last}")
@@ -1045,6 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("seed", "width", "limit", "threads"):
             if getattr(args, key) is not None:
                 cfg[key] = getattr(args, key)
+        if args.init:  # recorded with the run: its weights did not start from scratch
+            cfg["init_from"] = str(Path(args.init).resolve())
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     if args.threads is not None:
@@ -1052,6 +1082,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device available to this PyTorch build")
     trainer = Trainer(cfg, args.data, out, args.device, quiet=args.quiet)
+    if args.init:
+        trainer.init_from(args.init)
     if args.resume:
         trainer.load(last)
         trainer.log(f"resumed at step {trainer.step}/{len(trainer.plan)} from {last}")

@@ -1,6 +1,6 @@
 """Tools/ship_model.sh end to end on a tiny data set and a width-8 network: build data -> train ->
-export -> soundloc quantize -> soundloc eval (fp32, int8, baselines) -> real-audio accuracy -> model
-card -> Models folder; then a second run that finds every step done. A few minutes on 2 cores."""
+export -> soundloc quantize -> soundloc eval (fp32, int8, baselines) -> real-audio accuracy and object
+classes at the box -> model card -> Models folder; then a second run that finds every step done. A few minutes on 2 cores."""
 
 import json
 import os
@@ -25,7 +25,7 @@ def soundloc_binary() -> Path:
 
 
 def run_chain(tmp: Path) -> subprocess.CompletedProcess:
-    cmd = [str(ROOT / "Tools/ship_model.sh"), "--data", str(tmp / "data"), "--size", "tiny", "--seed", "3",
+    cmd = [str(ROOT / "Tools/ship_model.sh"), "--data", str(tmp / "data"), "--size", "tiny", "--seed", "3", "--procedural", "2",
            "--config", str(ROOT / "Tools/dsol/configs/smoke.yaml"), "--run", str(tmp / "run"),
            "--models", str(tmp / "models"), "--soundloc", str(soundloc_binary()),
            "--calibration-limit", "4", "--eval-limit", "3"]
@@ -50,11 +50,16 @@ def test_chain_builds_trains_quantizes_evaluates_and_ships(tmp_path):
         assert {k["kind"] for k in report["kinds"]} >= {"solo", "synthetic"}
     real = json.loads((evals / "real-audio.json").read_text())
     assert real["windows"] > 50 and 0.0 <= real["accuracy"] <= 1.0
+    boxes = json.loads((evals / "box-classes.json").read_text())
+    assert boxes["split"] == "test" and boxes["objects"] > 0 and set(boxes["by_drawing"]) <= {"seen", "new"}
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["build_params"]["procedural"]["per_class"] == 2
 
     card = (models / "MODEL_CARD.md").read_text()
     assert json.loads((evals / "int8-agreement.json").read_text())["scenes"] > 0
     for row in ("| fp32 |", "| int8 |", "top sounding class agrees", "| stage-1 baseline (fp32) |", "Audio classifier on real recordings",
-                "Largest |int8 − fp32|", int8.name, meta32["checksum"]):
+                "Largest |int8 − fp32|", "Object classes at the box", "2 procedural drawings per class",
+                int8.name, meta32["checksum"]):
         assert row in card, f"model card lacks {row!r}"
 
     again = run_chain(tmp_path)  # every step's output exists: nothing is redone

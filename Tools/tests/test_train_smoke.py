@@ -78,6 +78,35 @@ def test_resume_is_exact(setup, tmp_path, stop):
         assert torch.equal(v, b["state_dict"][k]), k
 
 
+def test_init_starts_a_new_run_from_another_runs_weights(setup, tmp_path):
+    _, manifest, cfg, full = setup
+    src = full / "checkpoints" / "stage1_final.pt"
+    ref = torch.load(src, weights_only=True)["state_dict"]
+    trainer = T.Trainer(T.load_config(cfg), str(manifest), tmp_path / "api", quiet=True)
+    assert not all(torch.equal(v, ref[k]) for k, v in trainer.model.state_dict().items())
+    trainer.init_from(src)
+    assert all(torch.equal(v, ref[k]) for k, v in trainer.model.state_dict().items())
+    assert trainer.step == 0 and trainer.pseudo is None  # only the weights: the schedule starts afresh
+    run = tmp_path / "ft"
+    args = ["--config", str(cfg), "--data", str(manifest), "--out", str(run), "--quiet"]
+    assert T.main(args + ["--init", str(src), "--stop-after", "1"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(src.resolve())
+    assert "initialised from the weights in" in (run / "log.txt").read_text()
+
+
+def test_init_rejects_bad_checkpoints(setup, tmp_path):
+    _, manifest, cfg, full = setup
+    args = ["--config", str(cfg), "--data", str(manifest), "--quiet"]
+    with pytest.raises(SystemExit):  # no such file
+        T.main(args + ["--out", str(tmp_path / "a"), "--init", str(tmp_path / "none.pt")])
+    with pytest.raises(SystemExit):  # with --resume
+        T.main(args + ["--out", str(full), "--resume", "--init", str(full / "final.pt")])
+    other = tmp_path / "wide.pt"  # a width-8 network's weights for this width-4 configuration
+    torch.save({"model": T.DSOL(width=8, num_classes=4).state_dict()}, other)
+    with pytest.raises(SystemExit, match="does not fit"):
+        T.main(args + ["--out", str(tmp_path / "b"), "--init", str(other)])
+
+
 def test_export_loads_back(setup):
     _, _, _, full = setup
     model = load_model(full / "model.safetensors")
