@@ -79,7 +79,7 @@ DEFAULTS: dict = {
     "augment": {"enabled": True, "flip": 0.5, "crop_min": 0.85, "brightness": 0.3,
                 "saturation": 0.3, "gain_db": 6.0, "eq_db": 0.0},
     "stage1": {"epochs": 15, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4,
-               "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05,
+               "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05, "mask_relative": None,
                "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
                "max_batches": None, "scale_init": 5.0,
                "all_pairs": False, "lr_steps": None, "infonce": 0.0},
@@ -196,6 +196,21 @@ def dilate4(mask: torch.Tensor) -> torch.Tensor:
     k = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], dtype=mask.dtype,
                      device=mask.device).view(1, 1, 3, 3)
     return (F.conv2d(mask, k, padding=1) > 0).to(mask.dtype)
+
+
+def object_features(fv: torch.Tensor, l: torch.Tensor, threshold: float = 0.05,
+                    relative: float | None = None) -> torch.Tensor:
+    """Masked object feature o (N, D) of features fv (N, D, H, W) under sounding maps l (N, 1, H, W).
+    The authors' mask (relative None): l > threshold grown by one cell, o = mean over all cells.
+    relative r: l >= r * max(l) of each picture, o = mean over the masked cells. A stage-1 map
+    trained from scratch is nearly flat (here l > 0.05 covered every cell), so the authors' o
+    becomes the whole picture's mean and K-means clusters the background photos; the cells
+    nearest the maximum keep the sounding object (cluster NMI 0.23 with r = 0.95 against 0.05,
+    measured on a width-32 model and 800 training solo scenes)."""
+    if relative is None:
+        return (fv * dilate4((l > threshold).to(fv.dtype))).mean(dim=(2, 3))
+    mask = (l >= float(relative) * torch.amax(l, dim=(2, 3), keepdim=True)).to(fv.dtype)
+    return (fv * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1.0)
 
 
 def init_weights(model: DSOL, scale_init: float) -> None:
@@ -565,6 +580,7 @@ class Trainer:
         """Masked object features o (N, D) of the given scenes (eval mode, no augmentation)."""
         self.model.eval()
         thr = float(self.cfg["stage1"]["mask_threshold"])
+        rel = self.cfg["stage1"].get("mask_relative")
         ds = PlainDataset(self.stores[split], indices)
         plan = batch_plan(len(ds), int(self.cfg["eval"]["batch_size"]), None, False)
         out = []
@@ -572,8 +588,7 @@ class Trainer:
         for b in self._loader(ds, plan):
             fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]))
             l = self.model.loc(fv, ga)
-            mask = dilate4((l > thr).to(fv.dtype))
-            out.append((fv * mask).mean(dim=(2, 3)).float().cpu())
+            out.append(object_features(fv, l, thr, rel).float().cpu())
             bar.update()
         bar.close()
         return torch.cat(out)
@@ -1061,7 +1076,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--resume: no checkpoint at {last}")
         cfg = yaml.safe_load((out / "config.yaml").read_text())
         if args.config:  # a changed schedule for the same run (load() checks the finished steps still match)
+            origin = cfg.get("init_from")
             cfg = load_config(args.config)
+            if origin:
+                cfg["init_from"] = origin
             for key in ("seed", "width", "limit"):
                 if getattr(args, key) is not None:
                     cfg[key] = getattr(args, key)

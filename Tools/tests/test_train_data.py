@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from dsol import data as D  # noqa: E402
 from dsol.image import preprocess  # noqa: E402
 from dsol.kmeans import kmeans, l2_normalize  # noqa: E402
-from dsol.train import dilate4, nmi  # noqa: E402
+from dsol.train import dilate4, nmi, object_features  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,24 @@ def test_dilate4():
     for y, x in [(2, 2), (1, 2), (3, 2), (2, 1), (2, 3), (0, 4), (0, 3), (1, 4)]:
         expect[y, x] = 1
     assert torch.equal(d, expect)
+
+
+def test_object_features_authors_mask_and_relative_mask():
+    fv = torch.zeros(1, 2, 3, 3)
+    fv[0, 0] = torch.arange(9.0).view(3, 3)
+    fv[0, 1] = 1.0
+    l = torch.full((1, 1, 3, 3), 0.01)
+    l[0, 0, 0, 0], l[0, 0, 2, 2], l[0, 0, 2, 1] = 0.9, 0.88, 0.5
+    # authors: l > 0.05 is cells (0,0), (2,1), (2,2); grown by one: (0,0),(0,1),(1,0),(1,1),(1,2),(2,0),(2,1),(2,2)
+    # -> every cell but (0,2) (value 2); mean over all 9 cells
+    o = object_features(fv, l, 0.05)
+    assert torch.allclose(o, torch.tensor([[(36.0 - 2.0) / 9, 8.0 / 9]]))
+    # relative 0.95: l >= 0.855 is cells (0,0) and (2,2), values 0 and 8; mean over those 2
+    o = object_features(fv, l, 0.05, relative=0.95)
+    assert torch.allclose(o, torch.tensor([[4.0, 1.0]]))
+    # a flat map keeps every cell, and the feature is the picture's mean
+    o = object_features(fv, torch.full((1, 1, 3, 3), 0.3), 0.05, relative=0.95)
+    assert torch.allclose(o, torch.tensor([[4.0, 1.0]]))
 
 
 def test_manifest_and_store(toy):

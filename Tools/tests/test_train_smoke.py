@@ -92,6 +92,10 @@ def test_init_starts_a_new_run_from_another_runs_weights(setup, tmp_path):
     assert T.main(args + ["--init", str(src), "--stop-after", "1"]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(src.resolve())
     assert "initialised from the weights in" in (run / "log.txt").read_text()
+    # a changed config on resume keeps the record of where the weights came from
+    assert T.main(["--config", str(cfg), "--data", str(manifest), "--out", str(run), "--quiet", "--resume",
+                   "--stop-after", "1"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(src.resolve())
 
 
 def test_init_rejects_bad_checkpoints(setup, tmp_path):
