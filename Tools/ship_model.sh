@@ -4,10 +4,12 @@
 # soundloc eval and a map-by-map int8/fp32 comparison -> audio accuracy on real recordings -> model card -> copy into a Models folder.
 #
 #   Tools/ship_model.sh [--data DIR] [--size tiny|small|full] [--seed N] [--procedural N] [--config YAML]
-#                       [--run DIR] [--models DIR|none] [--soundloc BIN] [--calibration-limit N] [--eval-limit N]
+#                       [--init CKPT] [--run DIR] [--models DIR|none] [--soundloc BIN] [--calibration-limit N]
+#                       [--eval-limit N]
 #
 # Defaults: --data data/small, --size small, --seed 1, --procedural 0 (procedural drawings per class
 # in the training split, see Tools/dataset/README.md), --config Tools/dsol/configs/cpu_fast.yaml,
+# no --init (a new run starts from scratch; with it, from that checkpoint's weights),
 # --run runs/ship, --models Models, --soundloc .build/release/soundloc (built when missing).
 # Every step is resumable: an existing data set is reused, training resumes from its last checkpoint,
 # finished steps are skipped when their outputs exist (delete a file to redo its step).
@@ -18,14 +20,14 @@ say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'ship_model: error: %s\n' "$*" >&2; exit 1; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-data=$repo/data/small size=small seed=1 procedural=0 config=$repo/Tools/dsol/configs/cpu_fast.yaml run=$repo/runs/ship
+data=$repo/data/small size=small seed=1 procedural=0 init="" config=$repo/Tools/dsol/configs/cpu_fast.yaml run=$repo/runs/ship
 models=$repo/Models soundloc=$repo/.build/release/soundloc calibration_limit=64 eval_limit=""
 while [[ $# -gt 0 ]]; do
-  [[ $1 == -h || $1 == --help ]] && { sed -n '2,14p' "$0"; exit 0; }
+  [[ $1 == -h || $1 == --help ]] && { sed -n '2,16p' "$0"; exit 0; }
   [[ $# -ge 2 ]] || die "$1 needs a value"
   case $1 in
     --data) data=$2 ;; --size) size=$2 ;; --seed) seed=$2 ;; --procedural) procedural=$2 ;;
-    --config) config=$2 ;; --run) run=$2 ;;
+    --config) config=$2 ;; --init) init=$2 ;; --run) run=$2 ;;
     --models) models=$2 ;; --soundloc) soundloc=$2 ;; --calibration-limit) calibration_limit=$2 ;;
     --eval-limit) eval_limit=$2 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -35,6 +37,7 @@ done
 abs() { [[ $1 == /* ]] && echo "$1" || echo "$PWD/$1"; }
 data=$(abs "$data") config=$(abs "$config") run=$(abs "$run") soundloc=$(abs "$soundloc")
 [[ $models == none ]] || models=$(abs "$models")
+[[ -z $init ]] || { init=$(abs "$init"); [[ -f $init ]] || die "--init: no file $init"; }
 [[ -f $config ]] || die "config $config not found"
 limit_args=(); [[ -z $eval_limit ]] || limit_args=(--limit "$eval_limit")
 
@@ -54,6 +57,8 @@ say "2/6 training ($config) into $run"
 if [[ -f $run/final.json && -f $run/model.safetensors ]]; then echo "already trained: $run/final.json"
 elif compgen -G "$run/checkpoints/*" >/dev/null; then
   python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run" --resume
+elif [[ -n $init ]]; then
+  python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run" --init "$init"
 else python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run"; fi
 
 say "3/6 quantize (percentile, $calibration_limit calibration pairs from the training split)"

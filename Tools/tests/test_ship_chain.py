@@ -66,3 +66,10 @@ def test_chain_builds_trains_quantizes_evaluates_and_ships(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reusing" in again.stdout and "already trained" in again.stdout
     assert "have " in again.stdout
+
+
+def test_missing_init_checkpoint_is_refused_before_any_work(tmp_path):
+    r = subprocess.run([str(ROOT / "Tools/ship_model.sh"), "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run"),
+                        "--init", str(tmp_path / "none.pt")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--init: no file" in r.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
