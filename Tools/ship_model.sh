@@ -37,7 +37,8 @@ done
 abs() { [[ $1 == /* ]] && echo "$1" || echo "$PWD/$1"; }
 data=$(abs "$data") config=$(abs "$config") run=$(abs "$run") soundloc=$(abs "$soundloc")
 [[ $models == none ]] || models=$(abs "$models")
-[[ -z $init ]] || { init=$(abs "$init"); [[ -f $init ]] || die "--init: no file $init"; }
+init_args=()
+[[ -z $init ]] || { init=$(abs "$init"); [[ -f $init ]] || die "--init: no file $init"; init_args=(--init "$init"); }
 [[ -f $config ]] || die "config $config not found"
 limit_args=(); [[ -z $eval_limit ]] || limit_args=(--limit "$eval_limit")
 
@@ -57,9 +58,7 @@ say "2/6 training ($config) into $run"
 if [[ -f $run/final.json && -f $run/model.safetensors ]]; then echo "already trained: $run/final.json"
 elif compgen -G "$run/checkpoints/*" >/dev/null; then
   python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run" --resume
-elif [[ -n $init ]]; then
-  python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run" --init "$init"
-else python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run"; fi
+else python3 -m dsol.train --config "$config" --data "$data/manifest.json" --out "$run" "${init_args[@]}"; fi
 
 say "3/6 quantize (percentile, $calibration_limit calibration pairs from the training split)"
 if [[ ! -f $run/model-int8.safetensors ]]; then

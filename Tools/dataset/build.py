@@ -195,14 +195,20 @@ def dir_size(path: str) -> int:
     return total
 
 
+def check_procedural(per_class: int, share: float) -> None:
+    if per_class < 0:
+        raise ValueError("--procedural must be >= 0")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("--procedural-share must be within [0, 1]")
+
+
 def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
           resume: bool = False, test_family: str = "B", quiet: bool = False,
           procedural: int = 0, procedural_share: float = 0.5) -> dict:
     """procedural: drawings per class from Tools/dataset/procedural added to the training
     split; procedural_share: the chance that a training object uses one of them."""
     t0 = time.time()
-    if procedural < 0 or not 0.0 <= procedural_share <= 1.0:
-        raise ValueError("procedural must be >= 0 and procedural_share within [0, 1]")
+    check_procedural(procedural, procedural_share)
     params = {"seed": seed, "counts": counts, "splits": splits, "test_family": test_family,
               "builder_version": BUILDER_VERSION}
     if procedural:
@@ -369,10 +375,10 @@ def main(argv=None):
                     help="chance that a training object uses a procedural drawing (default 0.5)")
     ap.add_argument("--check", action="store_true", help="only check that the assets are installed")
     args = ap.parse_args(argv)
-    if args.procedural < 0:
-        ap.error("--procedural must be >= 0")
-    if not 0.0 <= args.procedural_share <= 1.0:
-        ap.error("--procedural-share must be within [0, 1]")
+    try:  # before the asset check: a typo should not wait for it
+        check_procedural(args.procedural, args.procedural_share)
+    except ValueError as e:
+        ap.error(str(e))
     problems = A.check()
     if problems:
         print("missing assets:\n  " + "\n  ".join(problems) + f"\n{A.INSTALL_HINT}", file=sys.stderr)

@@ -81,13 +81,12 @@ def evaluate(model_path: str, manifest_path: str, split: str = "test",
         raise SystemExit(f"{manifest_path}: no {'/'.join(kinds)} scenes in split {split!r}")
     root = os.path.dirname(os.path.abspath(manifest_path))
     records = []
-    w, b = (float(v) for v in model.dsol.affine.detach())
     for i in range(0, len(scenes), batch):
         chunk = scenes[i:i + batch]
         x = torch.from_numpy(np.stack([image_input(np.asarray(Image.open(os.path.join(root, s["image"]))
                                                               .convert("RGB"))) for s in chunk]))
         with torch.no_grad():
-            m = (w * torch.einsum("kd,ndhw->nkhw", model.dsol.dictionary, model.vision(x)) + b).numpy()
+            m = model.object_response(model.vision(x)).numpy()
         for s, mm in zip(chunk, m):
             for o in s["objects"]:
                 status = "unknown" if not seen or "drawing" not in o else \

@@ -162,14 +162,18 @@ class DSOL(nn.Module):
         self.cls = Classifiers(d, num_classes)
         self.dsol = ClassAware(d, num_classes)
 
+    def object_response(self, fv: torch.Tensor) -> torch.Tensor:
+        """m (N, K, H, W) = w_o * (d_k . f(v)) + b_o: where each class is visible (SPEC §2)."""
+        w_o, b_o = self.dsol.affine[0], self.dsol.affine[1]
+        return w_o * torch.einsum("kd,ndhw->nkhw", self.dsol.dictionary, fv) + b_o
+
     def forward(self, image: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         fv = self.vision(image)
         ga = self.audio(audio)
         l = self.loc(fv, ga)
         audio_logits = self.cls.audio(ga)
         vision_logits = self.cls.vision(fv.mean(dim=(2, 3)))
-        w_o, b_o = self.dsol.affine[0], self.dsol.affine[1]
-        m = w_o * torch.einsum("kd,ndhw->nkhw", self.dsol.dictionary, fv) + b_o
+        m = self.object_response(fv)
         s = m * l
         return {
             "fv": fv,

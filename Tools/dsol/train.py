@@ -459,9 +459,6 @@ class Trainer:
         except RuntimeError as e:
             raise SystemExit(f"--init {path}: does not fit this configuration's model "
                              f"({str(e).splitlines()[0]})")
-        self.model.to(self.device)
-        if self.cfg["speed"].get("channels_last"):
-            self.model.to(memory_format=torch.channels_last)
         self.log(f"initialised from the weights in {path}")
 
     # ------------------------------------------------ optimisers, freezing

@@ -62,8 +62,8 @@ def _rgba(c, alpha: float = 1.0) -> tuple:
 
 
 class Canvas:
-    """Unit-frame drawing surface: x in [-aspect/2, aspect/2]... is not enforced;
-    anything inside [-0.6, 0.6] x [-0.1, 1.1] is kept."""
+    """Supersampled RGBA surface addressed in the unit frame; whatever is drawn inside
+    [-0.6, 0.6] x [-0.1, 1.1] is kept."""
 
     X0, X1, Y0, Y1 = -0.6, 0.6, -0.1, 1.1
 
@@ -89,11 +89,12 @@ class Canvas:
         c = self.style.outline if outline is None else outline
         return None if c is None else _rgba(c)
 
-    def polygon(self, pts, fill, outline=None, width: float | None = None) -> None:
-        """Filled polygon; outline None = the style's outline, False = none."""
+    def polygon(self, pts, fill, outline=None, width: float | None = None, highlight: bool = True) -> None:
+        """Filled polygon; outline None = the style's outline, False = none; highlight False
+        leaves out the shaded styles' automatic highlight (misplaced on bent or diagonal shapes)."""
         p = [self.px(x, y) for x, y in pts]
         self.draw.polygon(p, fill=_rgba(fill), outline=None)
-        if self.style.shade > 0 and not self.style.line_art:
+        if highlight and self.style.shade > 0 and not self.style.line_art:
             self._highlight(pts, fill)
         o = self._outline(outline)
         if o is not None:

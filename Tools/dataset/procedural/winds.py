@@ -24,14 +24,10 @@ def tone(st: Style, col, f: float) -> tuple:
 
 
 def poly(c: Canvas, pts, fill, outline=None, w: float | None = None) -> None:
-    """Polygon without the canvas's automatic highlight (it misplaces itself on bent or
-    diagonal shapes); w caps the outline width so small details are not swamped."""
-    shade, c.style.shade = c.style.shade, 0.0
-    try:
-        c.polygon([tuple(p) for p in np.asarray(pts, float)], fill, outline,
-                  None if w is None else min(w, c.style.line))
-    finally:
-        c.style.shade = shade
+    """Polygon without the canvas's automatic highlight (these drawers draw their own sheen);
+    w caps the outline width so small details are not swamped."""
+    c.polygon([tuple(p) for p in np.asarray(pts, float)], fill, outline,
+              None if w is None else min(w, c.style.line), highlight=False)
 
 
 def disc(c: Canvas, x, y, rx, fill, ry=None, angle=0.0, outline=None) -> None:
