@@ -3,15 +3,19 @@
 # has (CUDA when PyTorch sees a GPU), and get the run ready to travel back: the model in parts of at most
 # 15 MB (join them with cat), the logs and metrics in one archive.
 #
-#   Tools/train_pack.sh PACK CONFIG RUN SECONDS [OUTDIR]
+#   Tools/train_pack.sh PACK CONFIG RUN SECONDS [OUTDIR [DSOL.TRAIN OPTIONS...]]
 #
 # SECONDS is dsol.train --time-budget: stage 1 is shortened to fit it. With OUTDIR, RUN's model.safetensors
 # and checkpoints/stage1_final.pt become OUTDIR/<name>.part-aa, -ab, ... (SHA256SUMS lists the whole files),
 # and config.yaml, log.txt, metrics.jsonl, final.json go into OUTDIR/run.tar.gz, also when training fails
-# (whatever exists by then).
+# (whatever exists by then). Options after OUTDIR go to dsol.train as they are, e.g. --init STAGE1.pt.
 set -euo pipefail
-[[ $# -ge 4 ]] || { sed -n '2,11p' "$0"; exit 2; }
+[[ $# -ge 4 ]] || { sed -n '2,12p' "$0"; exit 2; }
 pack=$(realpath "$1") config=$(realpath "$2") run=$(realpath -m "$3") budget=$4 out=${5:-}
+extra=("${@:6}")
+for i in "${!extra[@]}"; do  # dsol.train runs in Tools/: make paths of existing files absolute
+  [[ -e ${extra[$i]} ]] && extra[$i]=$(realpath "${extra[$i]}")
+done
 [[ -f $pack ]] || { echo "train_pack: no pack at $pack" >&2; exit 1; }
 [[ -f $config ]] || { echo "train_pack: no config at $config" >&2; exit 1; }
 
@@ -36,6 +40,6 @@ python3 -c 'import platform, torch, numpy; print("python", platform.python_versi
 echo "train_pack: $pack -> $run on $device, budget $budget s"
 status=0
 PYTHONUNBUFFERED=1 python3 -m dsol.train --config "$config" --data "$pack" --out "$run" --device "$device" \
-  --time-budget "$budget" --quiet || status=$?
+  --time-budget "$budget" --quiet "${extra[@]}" || status=$?
 cut -c1-400 "$run/log.txt" || true
 exit "$status"

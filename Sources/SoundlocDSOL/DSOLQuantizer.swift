@@ -84,8 +84,12 @@ public enum DSOLQuantizer {
                 }
                 let inQ = ActivationQuantization(range: inHist.range(method))
                 let outQ = ActivationQuantization(range: outHist.range(method))
+                let minScales = try file.withFloats("\(s.name).bias") {
+                    WeightQuantizer.minimumScales(bias: $0, inputScale: inQ.scale)
+                }
                 let (codes, scales) = try file.withFloats("\(s.name).weight") {
-                    WeightQuantizer.quantize(oihw: $0, out: s.outChannels, in: s.inChannels, kh: s.kernel, kw: s.kernel)
+                    WeightQuantizer.quantize(oihw: $0, out: s.outChannels, in: s.inChannels, kh: s.kernel, kw: s.kernel,
+                                             minScales: minScales)
                 }
                 let bias = try file.withFloats("\(s.name).bias") {
                     WeightQuantizer.quantizeBias($0, inputScale: inQ.scale, weightScales: scales)

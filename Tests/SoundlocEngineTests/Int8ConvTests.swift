@@ -92,4 +92,25 @@ final class Int8ConvTests: XCTestCase {
         let q = b.withUnsafeBufferPointer { WeightQuantizer.quantizeBias($0, inputScale: 0.01, weightScales: [0.01, 0.1, 1]) }
         XCTAssertEqual(q, [1000, -3000, 1 << 30], "clamped to 2^30")
     }
+
+    func testWeightQuantizerKeepsScalesNormalAndBiasesWhole() {
+        // channel 0: trained-out weights (m / 127 underflows to 0); channel 1: tiny weights with a real bias
+        let w: [Float] = [3.9e-44, 0, -1e-40, 0, /* channel 1 */ 1e-9, -2e-9, 0, 0]
+        let (codes0, scales0) = w.withUnsafeBufferPointer { WeightQuantizer.quantize(oihw: $0, out: 2, in: 4, kh: 1, kw: 1) }
+        XCTAssertEqual(scales0[0], 1, "no normal scale from the weights: scale 1, codes 0")
+        XCTAssertEqual(Array(codes0[0..<4]), [0, 0, 0, 0])
+        XCTAssertEqual(scales0[1], 2e-9 / 127, accuracy: 1e-20)
+        // without a minimum the bias 0.5 of channel 1 at input scale 0.05 needs 0.5 / (0.05 * 2e-9 / 127) ≈ 6.4e11 units
+        let bias: [Float] = [0.25, 0.5]
+        let mins = bias.withUnsafeBufferPointer { WeightQuantizer.minimumScales(bias: $0, inputScale: 0.05) }
+        let (codes, scales) = w.withUnsafeBufferPointer {
+            WeightQuantizer.quantize(oihw: $0, out: 2, in: 4, kh: 1, kw: 1, minScales: mins)
+        }
+        XCTAssertEqual(scales[1], Float(0.5 / (0.05 * Double(1 << 30))), accuracy: 1e-15)
+        XCTAssertEqual(Array(codes[4..<8]), [0, 0, 0, 0], "1e-9 is below half a step of the raised scale")
+        let q = bias.withUnsafeBufferPointer { WeightQuantizer.quantizeBias($0, inputScale: 0.05, weightScales: scales) }
+        for (n, b) in bias.enumerated() {
+            XCTAssertEqual(Double(q[n]) * 0.05 * Double(scales[n]), Double(b), accuracy: 1e-6 * Double(b), "bias \(n) kept")
+        }
+    }
 }

@@ -10,7 +10,8 @@ folder (see dsol.data).
 --limit N: at most N batches per training epoch/round (quick runs, timing).
 --time-budget S: fit the number of stage-1 epochs to S seconds (Trainer.fit_time_budget).
 --init CKPT: a new run that starts from another run's model weights (e.g. its stage1_final.pt), for
-going on on a changed data set; recorded in the run's config.yaml as init_from.
+going on on a changed data set; recorded in the run's config.yaml as init_from. With stage1.epochs 0
+it runs stage 2 alone on a stage-1 checkpoint's dictionary and pseudo-labels (stage1_final.pt).
 
 Stage 1 (single-source scenes), per epoch:
   1. localisation: each audio with its own frame (label 1) and another clip's frame (label 0);
@@ -365,7 +366,7 @@ class Trainer:
             due = e >= int(s1["warmup_epochs"]) and (e - int(s1["warmup_epochs"])) % max(1, int(s1["cluster_every"])) == 0
             if due or e == e1 - 1:  # the last epoch always clusters: stage 2 needs its dictionary
                 steps.append(("s1_cls", e))
-        if e1 == 0:
+        if e1 == 0 and not self.cfg.get("init_from"):  # with --init, stage 1 comes from the checkpoint
             steps.append(("s1_cls", 0))
         if int(s2["epochs"]) > 0 and self.cocktail_idx:
             steps.append(("s2_init", 0))
@@ -459,6 +460,16 @@ class Trainer:
         except RuntimeError as e:
             raise SystemExit(f"--init {path}: does not fit this configuration's model "
                              f"({str(e).splitlines()[0]})")
+        if int(self.cfg["stage1"]["epochs"]) == 0:  # stage 2 alone: stage 1's dictionary and pseudo-labels
+            pseudo, mapping = st.get("pseudo"), st.get("cluster_to_class")
+            if pseudo is None or mapping is None:
+                raise SystemExit(f"--init {path}: stage1.epochs 0 (stage 2 alone) needs a stage-1 checkpoint "
+                                 f"with its pseudo-labels, e.g. a run's checkpoints/stage1_final.pt")
+            if len(pseudo) != len(self.solo_idx):
+                raise SystemExit(f"--init {path}: its pseudo-labels cover {len(pseudo)} training solo scenes, "
+                                 f"this data set has {len(self.solo_idx)}")
+            self.pseudo, self.cluster_to_class = pseudo, list(mapping)
+            self.log(f"stage 2 from the stage-1 dictionary and pseudo-labels in {path}")
         self.log(f"initialised from the weights in {path}")
 
     # ------------------------------------------------ optimisers, freezing

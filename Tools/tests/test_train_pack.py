@@ -194,6 +194,13 @@ def test_train_pack_script_ships_the_run_in_parts(toy, tmp_path):
     import tarfile
     with tarfile.open(out / "run.tar.gz") as t:
         assert {"config.yaml", "log.txt", "metrics.jsonl", "final.json"} <= set(t.getnames())
+    # options after OUTDIR reach dsol.train, a relative path resolved from where the script was called
+    r = subprocess.run(["bash", str(ROOT / "Tools" / "train_pack.sh"), str(pack), str(path), str(tmp_path / "run2"),
+                        "600", str(tmp_path / "out2"), "--init", "run/checkpoints/stage1_final.pt"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    conf = yaml.safe_load((tmp_path / "run2" / "config.yaml").read_text())
+    assert conf["init_from"] == str((tmp_path / "run" / "checkpoints" / "stage1_final.pt").resolve())
     bad = subprocess.run(["bash", str(ROOT / "Tools" / "train_pack.sh"), str(tmp_path / "none.npz"), str(path),
                           str(tmp_path / "r2"), "10"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no pack" in bad.stderr

@@ -111,6 +111,36 @@ def test_init_rejects_bad_checkpoints(setup, tmp_path):
         T.main(args + ["--out", str(tmp_path / "b"), "--init", str(other)])
 
 
+def test_init_with_no_stage1_epochs_runs_stage2_on_the_checkpoints_dictionary(setup, tmp_path):
+    _, manifest, cfg, full = setup
+    src = full / "checkpoints" / "stage1_final.pt"
+    ref = torch.load(src, weights_only=True)
+    conf = T.load_config(cfg)
+    conf["stage1"]["epochs"] = 0
+    s2cfg = tmp_path / "s2.yaml"
+    s2cfg.write_text(yaml.safe_dump(conf))
+    run = tmp_path / "s2"
+    args = ["--config", str(s2cfg), "--data", str(manifest), "--quiet"]
+    assert T.main(args + ["--out", str(run), "--init", str(src)]) == 0
+    phases = [json.loads(x)["phase"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert phases == ["s2_init", "s2", "final"]  # no clustering: the checkpoint's is used
+    fin = torch.load(run / "final.pt", weights_only=True)
+    assert torch.equal(fin["state_dict"]["dsol.dictionary"], ref["state_dict"]["dsol.dictionary"])
+    assert not torch.equal(fin["state_dict"]["loc.v_fc1.weight"], ref["state_dict"]["loc.v_fc1.weight"])
+    # resumable like any run: stopped after s2_init, resumed, it ends where the uninterrupted one did
+    part = tmp_path / "s2part"
+    assert T.main(args + ["--out", str(part), "--init", str(src), "--stop-after", "1"]) == 0
+    assert T.main(["--data", str(manifest), "--out", str(part), "--quiet", "--resume"]) == 0
+    got = torch.load(part / "final.pt", weights_only=True)
+    for k, v in fin["state_dict"].items():
+        assert torch.equal(v, got["state_dict"][k]), k
+    # weights without pseudo-labels cannot stand in for stage 1
+    bare = tmp_path / "bare.pt"
+    torch.save({"model": ref["state_dict"]}, bare)
+    with pytest.raises(SystemExit, match="needs a stage-1 checkpoint"):
+        T.main(args + ["--out", str(tmp_path / "c"), "--init", str(bare)])
+
+
 def test_export_loads_back(setup):
     _, _, _, full = setup
     model = load_model(full / "model.safetensors")
