@@ -295,6 +295,7 @@ class Trainer:
         self.teacher: DSOL | None = None
         self.pseudo: torch.Tensor | None = None      # cluster id per training solo clip
         self.cluster_to_class: list[int] | None = None
+        self._budget_base: tuple[int, list] | None = None  # the configured stage-1 schedule, for --time-budget
         self.history: list[dict] = []
         self.step = 0
         self.plan = self._plan()
@@ -867,27 +868,31 @@ class Trainer:
         """Shorten stage 1 so that the whole run ends within seconds_left, from the steps timed so far
         (at least one localisation epoch and one clustering round); lr_steps shrink with it. The
         configured stage-1 epochs are the most it will plan, stage 2 keeps its epochs, and the finished
-        steps stay the start of the new plan, so --resume works as usual."""
+        steps stay the start of the new plan, so --resume works as usual. Called again later, it plans
+        afresh from the configured schedule with the better timing."""
         s1, s2 = self.cfg["stage1"], self.cfg["stage2"]
+        if self._budget_base is None:
+            self._budget_base = (int(s1["epochs"]), [list(x) for x in s1.get("lr_steps") or []])
+        planned, steps = self._budget_base
         loc = [h["wall_s"] for h in self.history if h["phase"] == "s1_loc"]
         cls = [h["wall_s"] for h in self.history if h["phase"] == "s1_cls"]
         if not loc or not cls:
             raise ValueError("time the first localisation epoch and clustering round first")
-        per_loc = float(np.mean(loc[1:] or loc))  # the first epoch also pays for start-up
-        per_epoch = per_loc + float(np.mean(cls)) / max(1, int(s1["cluster_every"]))
+        # the first epoch and round also pay for start-up (workers, caches, kernel selection)
+        per_loc = float(np.mean(loc[1:] or loc))
+        per_epoch = per_loc + float(np.mean(cls[1:] or cls)) / max(1, int(s1["cluster_every"]))
         # a stage-2 epoch: two pictures per cocktail sample and a teacher pass, against one picture per solo one
         per_s2 = 2.5 * per_loc * len(self.cocktail_idx) / max(1, len(self.solo_idx))
         n2 = int(s2["epochs"]) if self.cocktail_idx else 0
         reserve = 1.5 * per_epoch + 60.0  # stage-2 set-up, refit, final evaluation and export
         done = max(e for k, e in self.plan[:self.step] if k == "s1_loc") + 1
         fit = int((seconds_left - n2 * per_s2 - reserve) // per_epoch) + done
-        planned = int(s1["epochs"])
         epochs = max(done + 1, min(planned, fit))
-        if epochs != planned:
-            scale = epochs / planned
+        if epochs != int(s1["epochs"]):
             s1["epochs"] = epochs
-            if s1.get("lr_steps"):
-                s1["lr_steps"] = [[max(done, int(round(a * scale))), f] for a, f in s1["lr_steps"]]
+            if steps:
+                scale = epochs / planned
+                s1["lr_steps"] = [[max(done, int(round(a * scale))), f] for a, f in steps]
             self.plan = self._plan()
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
         self.log(f"time budget: {seconds_left:.0f} s left, {per_epoch:.1f} s per stage-1 epoch, "
@@ -899,11 +904,15 @@ class Trainer:
         with deadline (a time.time() value), fit stage 1 to it once the first clustering round is timed."""
         self._preload("train")
         done = 0
-        fitted = deadline is None
+        fits = 2 if deadline is None else 0
         while self.step < len(self.plan):
-            if not fitted and self.step > 0 and self.plan[self.step - 1][0] == "s1_cls":
+            # fit stage 1 to the deadline after the first clustering round, and again once a few
+            # localisation epochs without start-up costs are timed (the first fit overestimates them)
+            if (fits < 2 and self.step > 0 and self.plan[self.step - 1][0] == "s1_cls"
+                    and self.plan[self.step][0] == "s1_loc"
+                    and (fits == 0 or sum(h["phase"] == "s1_loc" for h in self.history) >= 4)):
                 self.fit_time_budget(deadline - time.time())
-                fitted = True
+                fits += 1
             if stop_after is not None and done >= stop_after:
                 self.log(f"stopping after {done} steps (--stop-after)")
                 return self.history[-1] if self.history else {}

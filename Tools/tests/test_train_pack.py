@@ -153,6 +153,42 @@ def test_time_budget_shortens_stage1_and_trains_from_a_pack(toy, tmp_path):
     assert (run / "model.safetensors").exists()
 
 
+def test_time_budget_plans_again_from_the_configured_schedule(toy, tmp_path):
+    _, manifest = toy
+    cfg = T.load_config(None)
+    cfg.update({"width": 4, "threads": 2, "workers": 0})
+    cfg["stage1"].update({"epochs": 50, "lr_steps": [[25, 0.3], [40, 0.1]], "cluster_every": 1, "warmup_epochs": 0})
+    cfg["stage2"]["epochs"] = 2
+    tr = T.Trainer(cfg, str(manifest), tmp_path / "r", quiet=True)
+    assert len(tr.cocktail_idx) == len(tr.solo_idx) == 12  # a stage-2 epoch costs 2.5 localisation epochs
+    # after localisation epoch 0 and clustering round 0, both slow (start-up): 10 s + 10 s per epoch,
+    # 2 x 25 s of stage 2, 90 s reserve -> (540 - 50 - 90) // 20 = 20 more epochs
+    tr.history = [{"phase": "s1_loc", "wall_s": 10.0}, {"phase": "s1_cls", "wall_s": 10.0}]
+    tr.step = 2
+    tr.fit_time_budget(540.0)
+    assert tr.cfg["stage1"]["epochs"] == 21 and tr.cfg["stage1"]["lr_steps"] == [[10, 0.3], [17, 0.1]]
+    # three more epochs at 2 s + 2 s: (400 - 10 - 66) // 4 = 81 more, capped at the configured 50, whose
+    # lr_steps come back whole
+    tr.history += [{"phase": p, "wall_s": 2.0} for _ in range(3) for p in ("s1_loc", "s1_cls")]
+    tr.step = 8
+    tr.fit_time_budget(400.0)
+    assert tr.cfg["stage1"]["epochs"] == 50 and tr.cfg["stage1"]["lr_steps"] == [[25, 0.3], [40, 0.1]]
+    assert tr.plan[:8] == [(k, e) for e in range(4) for k in ("s1_loc", "s1_cls")]
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["stage1"]["epochs"] == 50
+    # a whole run fits twice: after its first clustering round and once four epochs are timed
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "stage1": {**cfg["stage1"], "epochs": 6, "batch_size": 4,
+                                                       "class_batch_size": 4, "class_epochs": 1,
+                                                       "kmeans_restarts": 1, "max_batches": 1, "lr_steps": None},
+                                    "stage2": {**cfg["stage2"], "epochs": 1, "batch_size": 4, "max_batches": 1,
+                                               "refit_steps": 5},
+                                    "eval": {**cfg["eval"], "every": 0, "limit": 1, "final_splits": ["val"]}}))
+    assert T.main(["--config", str(path), "--data", str(manifest), "--out", str(tmp_path / "run"), "--quiet",
+                   "--time-budget", "3600"]) == 0
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("time budget:") == 2 and log.count("-> 6 stage-1 epochs (configured 6)") == 2
+
+
 def test_all_pairs_loss_by_hand():
     n = 4
     flat = torch.zeros(n, n)  # every score 0.5: the BCE plateau
