@@ -138,18 +138,21 @@ def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path, notes: Path
             f"{c} " + ", ".join(f"{s} {100 * v['accuracy']:.0f} %" for s, v in d.items())
             for c, d in boxes["by_class"].items()) + ".", ""]
     procedural = (manifest.get("build_params") or {}).get("procedural")
+    init_from = (yaml.safe_load(cfg) or {}).get("init_from") if cfg else None
     out += ["## Training", "",
             f"- Data: `{data}` built by `python3 -m dataset.build` (builder {manifest.get('builder_version')}, seed "
             f"{manifest.get('seed')}); counts {json.dumps(manifest.get('counts'))}"
             + (f"; {procedural['per_class']} procedural drawings per class in the training split, used by "
                f"{100 * procedural['share']:.0f} % of its objects." if procedural else "."),
             f"- Trainer: `python3 -m dsol.train`, seed {seed}; config below.",
+            *([f"- Started from the weights of `{init_from}` (`dsol.train --init`): the time and log "
+               "below are this run's alone; the runs before it are described above."] if init_from else []),
             f"- Hardware: {cpu_name()}, {os.cpu_count()} cores ({platform.machine()}), no GPU.",
             f"- Training time (sum of logged steps): {train_s / 60:.0f} min." if train_s else "- Training time: see log.",
             f"- Source string in the model file: `{meta32.get('source', '')}`.",
             f"- int8: `soundloc quantize` — calibration {meta8.get('calibration_method', meta8.get('calibration', '?'))}, "
             f"fp32 checksum recorded in the int8 file.", ""]
-    if log:
+    if any(str(e.get("phase", "")) in ("s1_loc", "s2") for e in log or []):
         out += ["Per-epoch log (stage-1 localisation loss and balanced matching accuracy; stage-2 loss):", "",
                 "| step | loss | match acc | s |", "|---|---|---|---|"]
         for e in log:

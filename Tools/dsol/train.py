@@ -470,7 +470,9 @@ class Trainer:
                 raise SystemExit(f"--init {path}: its pseudo-labels cover {len(pseudo)} training solo scenes, "
                                  f"this data set has {len(self.solo_idx)}")
             self.pseudo, self.cluster_to_class = pseudo, list(mapping)
-            self.log(f"stage 2 from the stage-1 dictionary and pseudo-labels in {path}")
+            self._init_affine()  # from this config's stage2.affine_init / affine_scale
+            self.log(f"stage 2 from the stage-1 dictionary and pseudo-labels in {path}, "
+                     f"affine {[round(x, 4) for x in self.model.dsol.affine.tolist()]}")
         self.log(f"initialised from the weights in {path}")
 
     # ------------------------------------------------ optimisers, freezing
@@ -854,6 +856,8 @@ class Trainer:
                     "config": self.cfg}, self.out / "final.pt")
         src = (f"dsol.train seed {self.seed} width {self.cfg['width']} data {Path(self.data_path).name}; "
                f"stage1 {self.cfg['stage1']['epochs']} ep, stage2 {self.cfg['stage2']['epochs']} ep")
+        if self.cfg.get("init_from"):  # the run folder and file its weights started from
+            src += f"; init from {'/'.join(Path(self.cfg['init_from']).parts[-3:])}"
         model = copy.deepcopy(self.model).cpu().float().eval()
         if self.cfg["speed"].get("channels_last"):
             model = model.to(memory_format=torch.contiguous_format)

@@ -126,6 +126,8 @@ def test_init_with_no_stage1_epochs_runs_stage2_on_the_checkpoints_dictionary(se
     assert phases == ["s2_init", "s2", "final"]  # no clustering: the checkpoint's is used
     fin = torch.load(run / "final.pt", weights_only=True)
     assert torch.equal(fin["state_dict"]["dsol.dictionary"], ref["state_dict"]["dsol.dictionary"])
+    _, meta = read_safetensors(run / "model.safetensors")
+    assert meta["source"].endswith("stage1 0 ep, stage2 1 ep; init from full/checkpoints/stage1_final.pt"), meta
     assert not torch.equal(fin["state_dict"]["loc.v_fc1.weight"], ref["state_dict"]["loc.v_fc1.weight"])
     # resumable like any run: stopped after s2_init, resumed, it ends where the uninterrupted one did
     part = tmp_path / "s2part"
@@ -134,6 +136,14 @@ def test_init_with_no_stage1_epochs_runs_stage2_on_the_checkpoints_dictionary(se
     got = torch.load(part / "final.pt", weights_only=True)
     for k, v in fin["state_dict"].items():
         assert torch.equal(v, got["state_dict"][k]), k
+    # the affine of m = w_o (d.f) + b_o is set afresh from this configuration's affine_scale
+    affine = {}
+    for k in (10.0, 40.0):
+        conf["stage2"]["epochs"], conf["stage2"]["affine_scale"] = 0, k
+        s2cfg.write_text(yaml.safe_dump(conf))
+        assert T.main(args + ["--out", str(tmp_path / f"k{k:.0f}"), "--init", str(src)]) == 0
+        affine[k] = torch.load(tmp_path / f"k{k:.0f}" / "final.pt", weights_only=True)["state_dict"]["dsol.affine"]
+    assert torch.allclose(affine[40.0], 4 * affine[10.0], rtol=1e-5)
     # weights without pseudo-labels cannot stand in for stage 1
     bare = tmp_path / "bare.pt"
     torch.save({"model": ref["state_dict"]}, bare)
