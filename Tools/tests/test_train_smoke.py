@@ -136,6 +136,18 @@ def test_init_with_no_stage1_epochs_runs_stage2_on_the_checkpoints_dictionary(se
     got = torch.load(part / "final.pt", weights_only=True)
     for k, v in fin["state_dict"].items():
         assert torch.equal(v, got["state_dict"][k]), k
+    # a softer teacher (stage2.teacher_temperature) gives another KL from the same start
+    kl = {}
+    for t in (1.0, 4.0):
+        conf["stage2"]["teacher_temperature"] = t
+        s2cfg.write_text(yaml.safe_dump(conf))
+        assert T.main(args + ["--out", str(tmp_path / f"t{t:.0f}"), "--init", str(src)]) == 0
+        lines = [json.loads(x) for x in (tmp_path / f"t{t:.0f}" / "metrics.jsonl").read_text().splitlines()]
+        kl[t] = next(x["kl"] for x in lines if x["phase"] == "s2")
+    assert kl[1.0] == next(json.loads(x)["kl"] for x in (run / "metrics.jsonl").read_text().splitlines()
+                           if json.loads(x)["phase"] == "s2")  # temperature 1: the authors' KL, as before
+    assert kl[4.0] != kl[1.0]
+    conf["stage2"]["teacher_temperature"] = 1.0
     # the affine of m = w_o (d.f) + b_o is set afresh from this configuration's affine_scale
     affine = {}
     for k in (10.0, 40.0):
