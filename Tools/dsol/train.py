@@ -26,7 +26,8 @@ Stage 2 (cocktail scenes): dictionary fixed, a frozen copy of the stage-1 model 
   loss = KL(p_a || p_v) + lambda * L1, L1 = (BCE(max l of the true pair, 1) +
   BCE(the four quadrant maxima of l for a mismatched scene, 0)) / 2; Adam 1e-4, wd 1e-4,
   everything trainable (the dictionary stays fixed). stage2.teacher_temperature softens p_a
-  (1 = the authors' loss).
+  (1 = the authors' loss); stage2.keep_l > 0 adds keep_l * BCE(l, the teacher's l) on the true pairs,
+  which holds the sounding map near stage 1's while KL trains the class maps (0 = the authors' loss).
 End: the student's audio classifier is refitted to the teacher's p_a on frozen features (stage 2
 moves the audio trunk but its loss never touches the student's classifier, whose p_a the
 appliance reports; `stage2.refit_audio_head`), clusters are mapped to
@@ -89,7 +90,7 @@ DEFAULTS: dict = {
     # infonce: weight of a batch-softmax matching term added to the BCE (all_pairs only)
     "stage2": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "lambda": 0.5,
                "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
-               "affine_init": "data", "affine_scale": 10.0, "teacher_temperature": 1.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
+               "affine_init": "data", "affine_scale": 10.0, "teacher_temperature": 1.0, "keep_l": 0.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
                "max_batches": None},
     "speed": {"freeze_vision": 0, "freeze_audio": 0, "freeze_from_epoch": 0, "channels_last": False},
     "eval": {"every": 1, "limit": None, "batch_size": 32, "synthetic_fraction": 0.5,
@@ -735,10 +736,16 @@ class Trainer:
             w_o, b_o = self.model.dsol.affine[0], self.model.dsol.affine[1]
             m = w_o * torch.einsum("kd,ndhw->nkhw", self.model.dsol.dictionary, fv[:bsz]) + b_o
             log_pv = F.log_softmax((m * l_pos).mean(dim=(2, 3)), dim=1)
+            keep = float(s2["keep_l"])
             with torch.no_grad():
-                p_a = F.softmax(self.teacher.cls.audio(self.teacher.audio(audio)) / float(s2["teacher_temperature"]), dim=1)
+                g_t = self.teacher.audio(audio)
+                p_a = F.softmax(self.teacher.cls.audio(g_t) / float(s2["teacher_temperature"]), dim=1)
+                if keep > 0:  # the teacher's sounding map of the true pairs
+                    l_t = self.teacher.loc(trunk(self.teacher.vision, images[:bsz], 0), g_t)
             kl = F.kl_div(log_pv, p_a, reduction=s2.get("kl", "batchmean"))
             loss = kl + lam * l1
+            if keep > 0:
+                loss = loss + keep * F.binary_cross_entropy(l_pos.clamp(1e-6, 1 - 1e-6), l_t)
             self.opt2.zero_grad(set_to_none=True)
             loss.backward()
             self.opt2.step()

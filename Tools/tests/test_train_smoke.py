@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "Tools"))
 torch = pytest.importorskip("torch")
 
 from dsol import train as T  # noqa: E402
-from dsol.data import TOY_CLASSES, write_toy_dataset  # noqa: E402
+from dsol.data import TOY_CLASSES, PlainDataset, write_toy_dataset  # noqa: E402
 from dsol.export import load_model, read_safetensors  # noqa: E402
 
 CONFIG = {
@@ -148,6 +148,26 @@ def test_init_with_no_stage1_epochs_runs_stage2_on_the_checkpoints_dictionary(se
                            if json.loads(x)["phase"] == "s2")  # temperature 1: the authors' KL, as before
     assert kl[4.0] != kl[1.0]
     conf["stage2"]["teacher_temperature"] = 1.0
+    # stage2.keep_l holds the sounding map near the teacher's: at a learning rate that moves the
+    # network, l on the training pictures stays closer to stage 1's with it than without
+    drift = {}
+    for keep in (0.0, 50.0):
+        conf["stage2"].update({"keep_l": keep, "lr": 3e-3, "epochs": 2})
+        s2cfg.write_text(yaml.safe_dump(conf))
+        out = tmp_path / f"keep{keep:.0f}"
+        assert T.main(args + ["--out", str(out), "--init", str(src)]) == 0
+        tr = T.Trainer(T.load_config(s2cfg), str(manifest), tmp_path / "probe", quiet=True)
+        tr.model.load_state_dict(torch.load(out / "final.pt", weights_only=True)["state_dict"])
+        teacher = T.Trainer(T.load_config(s2cfg), str(manifest), tmp_path / "probe", quiet=True).model
+        teacher.load_state_dict(ref["state_dict"])
+        items = [PlainDataset(tr.stores["train"], tr.cocktail_idx[:6])[k] for k in range(6)]
+        x = torch.stack([torch.as_tensor(b["image"]) for b in items])
+        a = torch.stack([torch.as_tensor(b["audio"]) for b in items])
+        with torch.no_grad():
+            ls = [m.eval().loc(T.trunk(m.vision, x, 0), m.audio(a)) for m in (tr.model, teacher)]
+        drift[keep] = float((ls[0] - ls[1]).abs().mean())
+    assert drift[50.0] < 0.5 * drift[0.0], drift
+    conf["stage2"].update({"keep_l": 0.0, "lr": 1e-4, "epochs": 1})
     # the affine of m = w_o (d.f) + b_o is set afresh from this configuration's affine_scale
     affine = {}
     for k in (10.0, 40.0):
