@@ -65,7 +65,8 @@ def fmt(v) -> str:
 def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path, notes: Path | None = None) -> str:
     final = json.loads((run / "final.json").read_text())
     cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
-    seed = (yaml.safe_load(cfg) or {}).get("seed", "?") if cfg else "?"
+    conf = (yaml.safe_load(cfg) or {}) if cfg else {}
+    seed = conf.get("seed", "?")
     log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()] \
         if (run / "metrics.jsonl").exists() else []
     manifest = json.loads(data.read_text())
@@ -138,7 +139,7 @@ def card(run: Path, data: Path, fp32: Path, int8: Path, evals: Path, notes: Path
             f"{c} " + ", ".join(f"{s} {100 * v['accuracy']:.0f} %" for s, v in d.items())
             for c, d in boxes["by_class"].items()) + ".", ""]
     procedural = (manifest.get("build_params") or {}).get("procedural")
-    init_from = (yaml.safe_load(cfg) or {}).get("init_from") if cfg else None
+    init_from = conf.get("init_from")
     out += ["## Training", "",
             f"- Data: `{data}` built by `python3 -m dataset.build` (builder {manifest.get('builder_version')}, seed "
             f"{manifest.get('seed')}); counts {json.dumps(manifest.get('counts'))}"

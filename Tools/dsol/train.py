@@ -449,8 +449,9 @@ class Trainer:
         torch.set_rng_state(st["rng"]["torch"])
 
     def init_from(self, path: str | Path) -> None:
-        """Start from the model weights of another run's checkpoint (nothing else: the schedule,
-        optimiser and pseudo-labels start afresh), e.g. to go on training on a changed data set."""
+        """Start from the model weights of another run's checkpoint, e.g. to go on training on a changed
+        data set: the schedule and optimisers start afresh, and so do the pseudo-labels unless
+        stage1.epochs is 0 (stage 2 alone takes the checkpoint's)."""
         try:
             st = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, ValueError) as e:
@@ -719,7 +720,7 @@ class Trainer:
         ds.set_tag(5, epoch)
         rng = np.random.default_rng([self.seed, 5, epoch])
         plan = batch_plan(len(ds), int(s2["batch_size"]), rng, True, self._limit("stage2"))
-        lam = float(s2["lambda"])
+        lam, keep, temp = float(s2["lambda"]), float(s2["keep_l"]), float(s2["teacher_temperature"])
         bar = Progress(len(plan), f"s2 e{epoch}", not self.quiet)
         sums = {"loss": 0.0, "kl": 0.0, "l1": 0.0, "match_acc": 0.0}
         n, t0 = 0, time.time()
@@ -733,13 +734,11 @@ class Trainer:
             pos_max = torch.amax(l_pos, dim=(1, 2, 3))
             neg_q = F.adaptive_max_pool2d(l_neg, 2).flatten()
             l1 = 0.5 * (bce(pos_max, 1.0) + bce(neg_q, 0.0))
-            w_o, b_o = self.model.dsol.affine[0], self.model.dsol.affine[1]
-            m = w_o * torch.einsum("kd,ndhw->nkhw", self.model.dsol.dictionary, fv[:bsz]) + b_o
+            m = self.model.object_response(fv[:bsz])
             log_pv = F.log_softmax((m * l_pos).mean(dim=(2, 3)), dim=1)
-            keep = float(s2["keep_l"])
             with torch.no_grad():
                 g_t = self.teacher.audio(audio)
-                p_a = F.softmax(self.teacher.cls.audio(g_t) / float(s2["teacher_temperature"]), dim=1)
+                p_a = F.softmax(self.teacher.cls.audio(g_t) / temp, dim=1)
                 if keep > 0:  # the teacher's sounding map of the true pairs
                     l_t = self.teacher.loc(trunk(self.teacher.vision, images[:bsz], 0), g_t)
             kl = F.kl_div(log_pv, p_a, reduction=s2.get("kl", "batchmean"))
