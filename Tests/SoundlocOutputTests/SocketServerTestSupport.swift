@@ -49,7 +49,7 @@ final class RawClient {
     }
 
     /// The next line without its newline; nil at end of stream (or a reset, which is how UNIX sockets may end).
-    func readLine(timeout: TimeInterval = 5) throws -> String? {
+    func readLine(timeout: TimeInterval = SocketTest.hangGuard) throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
@@ -68,13 +68,13 @@ final class RawClient {
         }
     }
 
-    func readMessage(timeout: TimeInterval = 5) throws -> ServerMessage? {
+    func readMessage(timeout: TimeInterval = SocketTest.hangGuard) throws -> ServerMessage? {
         guard let line = try readLine(timeout: timeout) else { return nil }
         return try ServerMessage.decode(Array(line.utf8))
     }
 
     /// Reads until a FRAME arrives, returning it and whatever else came first.
-    func readFrame(timeout: TimeInterval = 5) throws -> (FrameMessage?, skipped: [ServerMessage]) {
+    func readFrame(timeout: TimeInterval = SocketTest.hangGuard) throws -> (FrameMessage?, skipped: [ServerMessage]) {
         var skipped: [ServerMessage] = []
         while let message = try readMessage(timeout: timeout) {
             if case let .frame(frame) = message { return (frame, skipped) }
@@ -159,8 +159,12 @@ enum SocketTest {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// Polls `condition` every millisecond until it holds or `timeout` passes.
-    static func waitUntil(timeout: TimeInterval = 5, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    /// How long a test waits for something that must happen before calling it a hang: generous, so a busy
+    /// machine never fails a test, while a real hang still ends in a failure instead of a stuck suite.
+    static let hangGuard: TimeInterval = 60
+
+    /// Polls `condition` every millisecond until it holds or `timeout` (a hang guard) passes.
+    static func waitUntil(timeout: TimeInterval = hangGuard, _ what: String, file: StaticString = #filePath, line: UInt = #line,
                           _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(timeout)
         while !condition() {

@@ -25,7 +25,7 @@ final class PipelinePartsTests: XCTestCase {
         slot.put("frame")
         Thread.sleep(forTimeInterval: 0.05)
         slot.close()
-        wait(for: [got], timeout: 3)
+        wait(for: [got], timeout: 60)  // a hang guard: fails only if the consumer never wakes
     }
 
     // MARK: audio timeline
