@@ -29,18 +29,20 @@ let package = Package(
         .target(name: "CSoundlocShims", dependencies: ["CALSA"]),
         // int8/fp32 microkernels: a portable reference per operation plus AVX2 and NEON twins, picked at start-up.
         .target(name: "CSoundlocKernels"),
+        // What every layer shares: opening input files safely, making untrusted text safe for a terminal.
+        .target(name: "SoundlocBase"),
 
         // Layers, in the order data flows: capture -> features -> ... -> output.
         .target(
             name: "SoundlocCapture",
-            dependencies: ["CALSA", "CZlib", "CSoundlocShims", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SoundlocBase", "CALSA", "CZlib", "CSoundlocShims", .product(name: "Logging", package: "swift-log")]),
         .target(name: "SoundlocFeatures", dependencies: ["CFFTW"]),
-        .target(name: "SoundlocEngine", dependencies: ["COpenBLAS", "CSoundlocShims", "CSoundlocKernels"]),
+        .target(name: "SoundlocEngine", dependencies: ["SoundlocBase", "COpenBLAS", "CSoundlocShims", "CSoundlocKernels"]),
         .target(name: "SoundlocDSOL", dependencies: ["SoundlocEngine", "SoundlocFeatures"]),
         .target(
             name: "SoundlocOutput",
             dependencies: [
-                "CZlib",
+                "SoundlocBase", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -48,18 +50,19 @@ let package = Package(
         .target(
             name: "SoundlocPipeline",
             dependencies: [
-                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                "SoundlocBase", "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "SoundlocEval",
-            dependencies: ["SoundlocCapture", "SoundlocFeatures", "SoundlocDSOL"]),
+            dependencies: ["SoundlocBase", "SoundlocCapture", "SoundlocFeatures", "SoundlocDSOL"]),
         .executableTarget(
             name: "soundloc",
             dependencies: [
-                "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput", "SoundlocPipeline", "SoundlocEval",
+                "SoundlocBase", "SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                "SoundlocPipeline", "SoundlocEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -69,11 +72,12 @@ let package = Package(
         .target(name: "SoundlocTestSupport", path: "Tests/SoundlocTestSupport"),
         .testTarget(name: "SoundlocFeaturesTests", dependencies: ["SoundlocFeatures", "SoundlocCapture", "SoundlocOutput"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SoundlocCaptureTests", dependencies: ["SoundlocCapture"]),
-        .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput"]),
+        .testTarget(name: "SoundlocBaseTests", dependencies: ["SoundlocBase", "SoundlocTestSupport"]),
+        .testTarget(name: "SoundlocCaptureTests", dependencies: ["SoundlocCapture", "SoundlocTestSupport"]),
+        .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput", "SoundlocTestSupport"]),
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures", "SoundlocTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline"]),
+        .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline", "SoundlocTestSupport"]),
         .testTarget(name: "SoundlocEvalTests", dependencies: ["SoundlocEval", "SoundlocCapture", "SoundlocDSOL", "SoundlocTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),

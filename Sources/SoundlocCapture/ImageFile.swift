@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import SoundlocBase
 
 /// An 8-bit RGB picture, row-major, 3 bytes per pixel.
 public struct RGBImage: Sendable, Equatable {
@@ -37,13 +38,15 @@ public enum ImageFileError: Error, CustomStringConvertible, Equatable {
 public enum ImageFile {
     /// Pictures larger than this many pixels are refused (a corrupt header must not allocate gigabytes).
     public static let maxPixels = 1 << 26
+    /// Files larger than this are refused before reading (an uncompressed maxPixels RGB picture is 192 MiB).
+    public static let maxFileBytes = 256 << 20
 
     /// Reads `path`, choosing the decoder by the file's magic bytes.
     public static func read(path: String) throws -> RGBImage {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ImageFileError.io(path: path, reason: FileManager.default.fileExists(atPath: path) ? "unreadable" : "no such file")
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, limit: maxFileBytes) } catch let error as InputFileError {
+            throw ImageFileError.io(path: path, reason: error.reason)
         }
-        let bytes = [UInt8](data)
         if bytes.starts(with: pngSignature) { return try decodePNG(bytes) }
         if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "6") || bytes[1] == UInt8(ascii: "5") {
             return try decodePPM(bytes)

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocBase
 
 /// A decoded RIFF/WAVE file, downmixed to mono float samples in [-1, 1).
 public struct WAVFile: Sendable {
@@ -11,15 +12,16 @@ public struct WAVFile: Sendable {
 
     /// Channel counts above this are treated as a corrupt header rather than real audio.
     public static let maxChannels = 32
+    /// Files larger than this are refused before reading: 1 GiB is over 9 hours of 16-kHz 32-bit float stereo.
+    public static let maxFileBytes = 1 << 30
 
     /// Reads and validates a WAV file: 16-bit PCM or 32/64-bit float, any channel count up to `maxChannels`.
     public static func read(path: String) throws -> WAVFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw AudioSourceError.invalidFile(path: path, reason: !exists ? "no such file" : isDirectory.boolValue ? "is a directory" : "cannot be read")
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, limit: maxFileBytes) } catch let error as InputFileError {
+            throw AudioSourceError.invalidFile(path: path, reason: error.reason)
         }
-        return try parse([UInt8](data), path: path)
+        return try parse(bytes, path: path)
     }
 
     /// Reads a WAV file that must already be at `sampleRate`; the message says how to convert one that is not.

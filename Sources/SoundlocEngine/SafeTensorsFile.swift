@@ -5,6 +5,8 @@ import Glibc
 import Darwin
 #endif
 
+import SoundlocBase
+
 #if _endian(big)
 #error("model files are little-endian; a big-endian host needs byte swapping at load")
 #endif
@@ -65,13 +67,13 @@ public final class SafeTensorsFile: WeightSource {
     /// Maps and validates the file at `path`; throws `ModelFileError`.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ModelFileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let opened: (descriptor: Int32, size: Int)
+        do { opened = try InputFile.openForReading(path) } catch let error as InputFileError {
+            throw ModelFileError.cannotOpen(path: path, reason: error.reason)
+        }
+        let fd = opened.descriptor
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ModelFileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw ModelFileError.cannotOpen(path: path, reason: "not a regular file") }
-        fileSize = Int(st.st_size)
+        fileSize = opened.size
         guard fileSize >= 8 else { throw ModelFileError.tooSmall(fileSize: fileSize) }
         guard let m = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
             throw ModelFileError.cannotOpen(path: path, reason: "mmap: " + String(cString: strerror(errno)))

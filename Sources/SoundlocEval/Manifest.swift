@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocBase
 
 /// Which second of a scene's WAV the model hears.
 public enum AudioWindow: Equatable, Sendable {
@@ -92,9 +93,9 @@ public struct Manifest: Sendable {
         if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
             file = (file as NSString).appendingPathComponent("manifest.json")
         }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            let exists = FileManager.default.fileExists(atPath: file)
-            throw ManifestError.unreadable(path: file, reason: exists ? "cannot be read" : "no such file")
+        let data: Data
+        do { data = try InputFile.data(file, limit: 256 << 20) } catch let error as InputFileError {
+            throw ManifestError.unreadable(path: file, reason: error.reason)
         }
         return try parse(data, path: file, annotationKind: annotationKind, annotationSplit: annotationSplit, fps: fps)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocBase
 
 /// NumPy `.npy` (format 1.0) arrays of little-endian float32, the exchange format for windows and maps.
 public enum NPY {
@@ -28,10 +29,11 @@ public enum NPY {
 
     /// Reads a C-order `<f4` (or `<f8`, converted) array written by numpy or by `write`.
     public static func read(path: String) throws -> (values: [Float], shape: [Int]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw OutputError.io(path: path, reason: "cannot read file")
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, limit: 1 << 30) } catch let error as InputFileError {
+            throw OutputError.io(path: path, reason: error.reason)
         }
-        return try decode([UInt8](data), name: path)
+        return try decode(bytes, name: path)
     }
 
     /// Decodes the bytes of an `.npy` file; `name` labels errors.

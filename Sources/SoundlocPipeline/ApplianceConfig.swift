@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocBase
 import Yams
 
 /// Everything `soundloc run` needs to know about one board, read from a YAML file in Firmware-Configs/.
@@ -54,16 +55,20 @@ public struct ApplianceConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// Config files larger than this are refused unread; the shipped ones are under 2 KiB.
+    public static let maxFileBytes = 64 * 1024
+
     public static let kernelChoices = ["auto", "reference", "avx2", "avx512vnni", "neon", "neondot"]
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// Loads and validates a config file; relative model paths resolve against the file's folder's parent
     /// when they do not exist relative to the working directory.
     public static func load(path: String) throws -> ApplianceConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(file: path, key: nil, message: "cannot read the file")
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, limit: maxFileBytes) } catch let error as InputFileError {
+            throw ConfigError(file: path, key: nil, message: "cannot read the file: \(error.reason)")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        return try parse(String(decoding: bytes, as: UTF8.self), file: path)
     }
 
     /// Parses YAML text; `file` labels errors.

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocBase
 import SoundlocCapture
 
 /// The shared time base of file-driven runs: sample n and frame n are stamped relative to one start time,
@@ -129,8 +130,7 @@ final class Y4MReader {
 
     init(path: String) throws {
         self.path = path
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw VideoSourceError.deviceNotFound(path: path) }
-        self.handle = handle
+        self.handle = FileHandle(fileDescriptor: try InputFile.openForReading(path).descriptor, closeOnDealloc: true)
         let header = try Self.line(handle, path: path)
         let fields = header.split(separator: " ")
         guard fields.first == "YUV4MPEG2" else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SoundlocBase
 import SoundlocOutput
 import SoundlocPipeline
 
@@ -104,7 +105,7 @@ struct DemoScene: Decodable {
             throw ValidationError("\(folder)/\(name) not found: --clip must name a folder made by Tools/dataset/demo_clip.py")
         }
         do {
-            let scene = try JSONDecoder().decode(DemoScene.self, from: Data(contentsOf: URL(fileURLWithPath: "\(folder)/scene.json")))
+            let scene = try JSONDecoder().decode(DemoScene.self, from: InputFile.data("\(folder)/scene.json", limit: 1 << 20))
             guard !scene.timeline.isEmpty, scene.timeline.allSatisfy({ $0.end > $0.start }) else {
                 throw ValidationError("\(folder)/scene.json: empty or backwards timeline")
             }

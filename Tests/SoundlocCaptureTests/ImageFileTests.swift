@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import SoundlocTestSupport
 import XCTest
 @testable import SoundlocCapture
 
@@ -23,6 +24,18 @@ final class ImageFileTests: XCTestCase {
         var it = hex.unicodeScalars.makeIterator()
         while let a = it.next(), let b = it.next() { out.append(UInt8(String([Character(a), Character(b)]), radix: 16)!) }
         return out
+    }
+
+    func testFIFOIsRefusedNotWaitedOn() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-\(UUID().uuidString).png").path
+        try makeFIFO(fifo)
+        defer { unlink(fifo) }
+        let outcome = runWithHangGuard(unblock: { unblockFIFO(fifo) }) { _ = try ImageFile.read(path: fifo) }
+        XCTAssertEqual(outcome.error as? ImageFileError, .io(path: fifo, reason: "is a FIFO (named pipe), not a regular file"),
+                       "\(outcome)")
+        XCTAssertThrowsError(try ImageFile.read(path: "/dev/null")) {
+            XCTAssertEqual($0 as? ImageFileError, .io(path: "/dev/null", reason: "is a character device, not a regular file"))
+        }
     }
 
     func testIndependentlyEncodedPNG() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SoundlocCapture
+import SoundlocTestSupport
 import XCTest
 
 /// WAV decoding: the formats soundloc reads, and one clear error for each kind of bad file.
@@ -102,6 +103,21 @@ final class WAVFileTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("-r 16000"))
         }
         XCTAssertThrowsError(try WAVFile.read(path: "/nonexistent/soundloc.wav")) { XCTAssertTrue("\($0)".contains("no such file")) }
+    }
+
+    func testFIFOAndDirectoryAreRefusedNotWaitedOn() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("clip.wav").path
+        try makeFIFO(fifo)
+        // Opening a FIFO nobody writes to blocks forever; the guard turns that hang into a failure.
+        let outcome = runWithHangGuard(unblock: { unblockFIFO(fifo) }) { _ = try WAVFileSource(path: fifo) }
+        XCTAssertEqual(outcome.error as? AudioSourceError,
+                       .invalidFile(path: fifo, reason: "is a FIFO (named pipe), not a regular file"), "\(outcome)")
+        XCTAssertThrowsError(try WAVFile.read(path: directory.path)) {
+            XCTAssertEqual($0 as? AudioSourceError, .invalidFile(path: directory.path, reason: "is a directory"))
+        }
     }
 
     func testEncodeThenParseRoundTrips() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocTestSupport
 import XCTest
 @testable import SoundlocDSOL
 @testable import SoundlocEngine
@@ -218,6 +219,20 @@ final class ModelFileTests: XCTestCase {
         var f = pristine!
         f.metadata["precision"] = "int8"
         guard case .badMetadata("precision", _) = loadError(try f.bytes()) else { return XCTFail() }
+    }
+
+    func testFIFODirectoryAndDeviceAreRefusedNotWaitedOn() throws {
+        let fifo = dir.appendingPathComponent("fifo.safetensors").path
+        try makeFIFO(fifo)
+        // open() on a FIFO nobody writes to never returns; the guard turns that hang into a failure.
+        let outcome = runWithHangGuard(unblock: { unblockFIFO(fifo) }) { _ = try DSOLModel(path: fifo) }
+        XCTAssertEqual(outcome.error as? ModelFileError, .cannotOpen(path: fifo, reason: "is a FIFO (named pipe), not a regular file"),
+                       "\(outcome)")
+        for (path, reason) in [(dir.path, "is a directory"), ("/dev/zero", "is a character device, not a regular file")] {
+            XCTAssertThrowsError(try SafeTensorsFile(path: path)) {
+                XCTAssertEqual($0 as? ModelFileError, .cannotOpen(path: path, reason: reason))
+            }
+        }
     }
 
     func testMissingFile() {

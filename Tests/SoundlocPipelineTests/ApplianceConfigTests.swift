@@ -1,5 +1,6 @@
 import Foundation
 import SoundlocPipeline
+import SoundlocTestSupport
 import XCTest
 
 final class ApplianceConfigTests: XCTestCase {
@@ -49,9 +50,17 @@ final class ApplianceConfigTests: XCTestCase {
         assertError("audio: [unclosed\n", key: nil, mentions: ["not valid YAML"])
     }
 
+    func testFIFOIsRefusedNotWaitedOn() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-\(UUID().uuidString).yaml").path
+        try makeFIFO(fifo)
+        defer { unlink(fifo) }
+        let outcome = runWithHangGuard(unblock: { unblockFIFO(fifo) }) { _ = try ApplianceConfig.load(path: fifo) }
+        XCTAssertEqual(outcome.error.map { "\($0)" }, "\(fifo): cannot read the file: is a FIFO (named pipe), not a regular file")
+    }
+
     func testMissingFileIsAClearError() {
         XCTAssertThrowsError(try ApplianceConfig.load(path: "/nonexistent/board.yaml")) {
-            XCTAssertEqual("\($0)", "/nonexistent/board.yaml: cannot read the file")
+            XCTAssertEqual("\($0)", "/nonexistent/board.yaml: cannot read the file: no such file")
         }
     }
 }

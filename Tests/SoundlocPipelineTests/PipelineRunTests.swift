@@ -154,7 +154,10 @@ final class PipelineRunTests: XCTestCase {
         // 30 s of real-time input; stop() from another thread once the first frame is out. Had stop() no effect,
         // the run would play all 750 frames; so the count, not a stopwatch, proves it stopped early.
         let (pipeline, sink) = try makePipeline(seconds: 30, fps: 25, realTime: true)
-        pipeline.onFrame = { [weak pipeline] _ in DispatchQueue.global().async { pipeline?.stop() } }
+        pipeline.onFrame = { [weak pipeline] _ in
+            let running = pipeline
+            DispatchQueue.global().async { running?.stop() }
+        }
         let stats = try pipeline.run()
         XCTAssertGreaterThanOrEqual(stats.framesProcessed, 1)
         XCTAssertLessThan(stats.framesCaptured, 750, "the run ended with stop(), not with its sources")

@@ -38,3 +38,55 @@ public func runMerged(_ executable: String, _ arguments: [String], environment: 
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// How a call run under `runWithHangGuard` ended.
+public enum GuardedOutcome {
+    case returned
+    case threw(Error)
+    /// Still running after the guard's time: the call hangs.
+    case hung
+
+    /// The error thrown, if the call threw.
+    public var error: Error? {
+        if case let .threw(error) = self { return error }
+        return nil
+    }
+}
+
+/// Runs `body` on its own thread and waits for it at most `seconds`. This is a hang guard, not a speed
+/// limit: keep `seconds` generous (tens of seconds), so only a call that would never return fails. After a
+/// hang, `unblock` is called (e.g. to open the other end of a FIFO) so the stuck thread can finish.
+public func runWithHangGuard(seconds: Double = 20, unblock: () -> Void = {},
+                             _ body: @escaping @Sendable () throws -> Void) -> GuardedOutcome {
+    final class Box: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var outcome = GuardedOutcome.hung
+    }
+    let box = Box()
+    Thread.detachNewThread {
+        do {
+            try body()
+            box.outcome = .returned
+        } catch {
+            box.outcome = .threw(error)
+        }
+        box.done.signal()
+    }
+    if box.done.wait(timeout: .now() + seconds) == .success { return box.outcome }
+    unblock()
+    _ = box.done.wait(timeout: .now() + 5)
+    return .hung
+}
+
+/// Makes a FIFO (named pipe) at `path`; nobody writes to it, so a plain open() for reading would block.
+public func makeFIFO(_ path: String) throws {
+    guard mkfifo(path, 0o600) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+}
+
+/// Releases a thread stuck opening the FIFO at `path` (for reading or writing) by opening the other end.
+public func unblockFIFO(_ path: String) {
+    for flags in [O_WRONLY | O_NONBLOCK, O_RDONLY | O_NONBLOCK] {
+        let fd = open(path, flags)
+        if fd >= 0 { close(fd) }
+    }
+}
