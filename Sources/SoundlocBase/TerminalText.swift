@@ -23,6 +23,12 @@ public enum TerminalText {
         escaped(String(decoding: bytes, as: UTF8.self))
     }
 
+    /// `escaped` for text of several lines: the `\n` between lines stays, every other control is escaped.
+    public static func escapedLines(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { escaped(String($0)) }.joined(separator: "\n")
+    }
+
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }

@@ -42,6 +42,8 @@ public struct WAVFile: Sendable {
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
         func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
         func tag(_ at: Int) -> String { String(decoding: bytes[at..<(at + 4)], as: UTF8.self) }
+        /// A chunk id as a message may quote it: the file chose those 4 bytes.
+        func quoted(_ id: String) -> String { "'\(TerminalText.escaped(id))'" }
 
         guard bytes.count >= 12 else { throw invalid("only \(bytes.count) bytes, too short for a RIFF header") }
         guard tag(0) == "RIFF", tag(8) == "WAVE" else {
@@ -70,7 +72,7 @@ public struct WAVFile: Sendable {
                 }
                 return try decode(bytes[body..<(body + size)], format: format, path: path)
             }
-            guard size <= available else { throw invalid("'\(id)' chunk declares \(size) bytes but only \(available) follow") }
+            guard size <= available else { throw invalid("\(quoted(id)) chunk declares \(size) bytes but only \(available) follow") }
             position = body + size + (size & 1)
         }
         throw invalid(format == nil ? "no 'fmt ' chunk (truncated header?)" : "no 'data' chunk")

@@ -1,3 +1,5 @@
+import SoundlocBase
+
 /// Why a model file was rejected. Every case that concerns one tensor names it; `description` is one line.
 public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
@@ -36,7 +38,10 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    /// One line, with control characters from the file (names, metadata values) escaped.
+    public var description: String { TerminalText.escaped(text) }
+
+    private var text: String {
         switch self {
         case .cannotOpen(let path, let reason): return "cannot open model file \(path): \(reason)"
         case .tooSmall(let size): return "model file is \(size) bytes, too small for a safetensors header"

@@ -93,10 +93,10 @@ struct FeaturesBenchmark: ParsableCommand {
             }
         }
         let share = update.meanMicroseconds * Double(rate) / 1e6 * 100
-        print(LatencySummary.header)
-        print(update.row)
-        print(full.row)
-        print(String(format: "one core at %d updates/s: %.3f %% (mean update × rate)", rate, share))
+        say(LatencySummary.header)
+        say(update.row)
+        say(full.row)
+        say(String(format: "one core at %d updates/s: %.3f %% (mean update × rate)", rate, share))
         if let json {
             let report = Report(updatesPerSecond: rate, stages: [update, full], coreShareAtRatePercent: share)
             try writeJSONReport(report, to: json)
@@ -109,7 +109,7 @@ func writeJSONReport<Report: Encodable>(_ report: Report, to path: String) throw
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try encoder.encode(report).write(to: URL(fileURLWithPath: path))
-    print("wrote \(path)")
+    say("wrote \(path)")
 }
 
 /// Right-aligns `text` in a column of `width` characters.

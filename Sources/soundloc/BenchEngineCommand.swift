@@ -61,7 +61,7 @@ struct EngineBenchmark: ParsableCommand {
             let loadStart = Date()
             let dsol: DSOLModel
             do { dsol = try DSOLModel(path: path, threads: 1) } catch let e as ModelFileError { throw ValidationError("\(path): \(e)") }
-            print(String(format: "model %@: %@, width %d, %d classes, loaded in %.2f s%@", path, dsol.precision, dsol.metadata.width,
+            say(String(format: "model %@: %@, width %d, %d classes, loaded in %.2f s%@", path, dsol.precision, dsol.metadata.width,
                          dsol.metadata.numClasses, Date().timeIntervalSince(loadStart),
                          dsol.int8Kernel.map { ", int8 kernels: \($0)" } ?? ""))
             models.append((path, dsol))
@@ -100,25 +100,25 @@ struct EngineBenchmark: ParsableCommand {
                 audio.withUnsafeBufferPointer { dsol.audio.run(chw: $0) }
                 for (name, trunk) in [("vision", dsol.vision), ("audio", dsol.audio)] {
                     let runs = (0..<max(3, min(iterations, 20))).map { _ in trunk.profile() }
-                    print("\(path): \(name) trunk (\(dsol.precision)) per layer, median of \(runs.count) runs (1 thread):")
+                    say("\(path): \(name) trunk (\(dsol.precision)) per layer, median of \(runs.count) runs (1 thread):")
                     var total = 0.0
                     for (i, layer) in runs[0].enumerated() {
                         let times = runs.map { $0[i].seconds }.sorted()
                         let median = times[times.count / 2]
                         total += median
-                        print(String(format: "  %8.3f ms  %@", median * 1000, layer.layer))
+                        say(String(format: "  %8.3f ms  %@", median * 1000, layer.layer))
                     }
-                    print(String(format: "  %8.3f ms  total", total * 1000))
+                    say(String(format: "  %8.3f ms  total", total * 1000))
                 }
             }
         }
         let status = Self.procStatus()
         let kernel = models.compactMap(\.dsol.int8Kernel).first
-        if let kernel { print("int8 kernels: \(kernel)") }
-        print(LatencySummary.header)
-        for s in stages { print(s.row) }
-        if let hwm = status["VmHWM"] { print("peak RSS (VmHWM): \(hwm / 1024) MiB") }
-        if let rss = status["VmRSS"] { print("RSS now: \(rss / 1024) MiB") }
+        if let kernel { say("int8 kernels: \(kernel)") }
+        say(LatencySummary.header)
+        for s in stages { say(s.row) }
+        if let hwm = status["VmHWM"] { say("peak RSS (VmHWM): \(hwm / 1024) MiB") }
+        if let rss = status["VmRSS"] { say("RSS now: \(rss / 1024) MiB") }
         if let json {
             let report = Report(model: model, int8Model: int8Model, width: first.metadata.width, int8Kernel: kernel, stages: stages,
                                 peakRSSKiB: status["VmHWM"], rssKiB: status["VmRSS"])

@@ -91,8 +91,8 @@ struct PipelineBenchmark: ParsableCommand {
 
         // The first second of frames waits for a full audio window; fps counts the time after it.
         let sustained = Double(stats.framesProcessed) / max(0.001, wall - 1)
-        print(PipelineSummary.text(stats))
-        print(String(format: "sustained %.1f processed frames/s over %.1f s (camera %.0f fps, cap %.0f); CPU %.0f %% of one core; peak RSS %.0f MiB",
+        say(PipelineSummary.text(stats))
+        say(String(format: "sustained %.1f processed frames/s over %.1f s (camera %.0f fps, cap %.0f); CPU %.0f %% of one core; peak RSS %.0f MiB",
                      sustained, wall, fps, maxFps, cpu / wall * 100, peak))
         if let json {
             var stages: [String: [String: Double]] = [:]

@@ -60,9 +60,9 @@ struct CaptureCheckCommand: ParsableCommand {
 
         if let info = try? V4L2CaptureSource.describeDevice(path: video) {
             let formats = info.formats.map(\.fourcc).joined(separator: " ")
-            print("camera \(video): \(info.card) (driver \(info.driver), \(info.busInfo)); formats: \(formats)")
+            say("camera \(video): \(info.card) (driver \(info.driver), \(info.busInfo)); formats: \(formats)")
         }
-        print("libv4l2: \(V4L2CaptureSource.convertsFormats ? "loaded" : "not installed (native RGB24 only)")")
+        say("libv4l2: \(V4L2CaptureSource.convertsFormats ? "loaded" : "not installed (native RGB24 only)")")
 
         let started = monotonicNanos()  // before either device starts, so every capture time must follow it
         let camera: V4L2CaptureSource
@@ -70,11 +70,11 @@ struct CaptureCheckCommand: ParsableCommand {
         do {
             camera = try V4L2CaptureSource(devicePath: video, width: width, height: height, framesPerSecond: fps, logger: logger)
         } catch {
-            print("capture-check: FAILED: \(error)")
+            say("capture-check: FAILED: \(error)")
             throw ExitCode.failure
         }
         defer { camera.close() }
-        print("camera granted \(camera.width)x\(camera.height) RGB24 from \(camera.cameraFormat)"
+        say("camera granted \(camera.width)x\(camera.height) RGB24 from \(camera.cameraFormat)"
               + " at \(camera.framesPerSecond.map { String(format: "%.2f", $0) } ?? "unknown") fps"
               + " (asked \(width)x\(height) at \(fps)), \(camera.bufferCount) buffers, \(camera.clock.rawValue) timestamps")
         // A second user of a streaming camera must get the busy error, not a confusing failure later.
@@ -83,14 +83,14 @@ struct CaptureCheckCommand: ParsableCommand {
             second.close()
             problems.append("video: a second open of the streaming camera succeeded (expected it to be busy)")
         } catch VideoSourceError.deviceBusy {
-            print("second open while streaming: busy, as expected")
+            say("second open while streaming: busy, as expected")
         } catch {
             problems.append("video: a second open failed with \(error), expected the busy error")
         }
         do {
             microphone = try ALSACaptureSource(pcmName: audio, sampleRate: 16000, logger: logger)
         } catch {
-            print("capture-check: FAILED: \(error)")
+            say("capture-check: FAILED: \(error)")
             throw ExitCode.failure
         }
         defer { microphone.close() }
@@ -114,7 +114,7 @@ struct CaptureCheckCommand: ParsableCommand {
                 unplugged = true
                 do {
                     try V4L2CaptureSource.setControl(path: video, id: Self.vividDisconnectControl, value: 1)
-                    print("unplugged \(video) (vivid's Disconnect control) after \(frameTimes.count) frames")
+                    say("unplugged \(video) (vivid's Disconnect control) after \(frameTimes.count) frames")
                 } catch {
                     problems.append("unplug: \(error) (is it a vivid camera?)")
                     break
@@ -132,7 +132,7 @@ struct CaptureCheckCommand: ParsableCommand {
                     problems.append("video: \(error)")
                     break
                 }
-                print("camera failed as expected: \(error)")
+                say("camera failed as expected: \(error)")
                 if let problem = reopenWithBackoff(camera) {
                     problems.append(problem)
                     break
@@ -165,7 +165,7 @@ struct CaptureCheckCommand: ParsableCommand {
         }
         if audioRun.done.wait(timeout: .now() + seconds + 10) == .timedOut {
             // The reader is stuck inside alsa-lib: closing the PCM under it is unsafe, so leave without cleanup.
-            print("capture-check: FAILED: audio: no data from \(audio) for \(Int(seconds + 10)) s")
+            say("capture-check: FAILED: audio: no data from \(audio) for \(Int(seconds + 10)) s")
             Foundation.exit(1)
         }
         let finished = monotonicNanos()
@@ -173,7 +173,7 @@ struct CaptureCheckCommand: ParsableCommand {
         // Video.
         let span = Double((frameTimes.last ?? 0) &- (frameTimes.first ?? 0)) / 1e9
         let achieved = frameTimes.count >= 2 && span > 0 ? Double(frameTimes.count - 1) / span : 0
-        print(String(format: "capture-check: video frames=%d size=%dx%d bytes=%d fps=%.2f dropped=%d clock=%@ content=%d..%d recoveries=%d",
+        say(String(format: "capture-check: video frames=%d size=%dx%d bytes=%d fps=%.2f dropped=%d clock=%@ content=%d..%d recoveries=%d",
                      frameTimes.count, camera.width, camera.height, camera.width * camera.height * 3, achieved, dropped,
                      camera.clock.rawValue, Int(contentRange.min), Int(contentRange.max), recoveries))
         if unplugAfter != nil && recoveries != 1 { problems.append("video: the emulated unplug was not recovered from") }
@@ -186,7 +186,7 @@ struct CaptureCheckCommand: ParsableCommand {
 
         // Audio.
         let audioSeconds = Double(audioRun.samples) / Double(microphone.sampleRate)
-        print(String(format: "capture-check: audio samples=%d rate=%d seconds=%.2f blocks=%d overruns=%d gaps=%d",
+        say(String(format: "capture-check: audio samples=%d rate=%d seconds=%.2f blocks=%d overruns=%d gaps=%d",
                      audioRun.samples, microphone.sampleRate, audioSeconds, audioRun.blockTimes.count,
                      microphone.overruns, audioRun.gaps))
         if let error = audioRun.error { problems.append("audio: \(error)") }
@@ -197,14 +197,14 @@ struct CaptureCheckCommand: ParsableCommand {
         // Both stamp CLOCK_MONOTONIC, so streams that started together start at nearly the same time.
         if let firstFrame = frameTimes.first, let firstBlock = audioRun.blockTimes.first {
             let skew = abs(Double(Int64(bitPattern: firstFrame &- firstBlock))) / 1e9
-            print(String(format: "capture-check: clocks first-frame-minus-first-audio=%.3fs", Double(Int64(bitPattern: firstFrame &- firstBlock)) / 1e9))
+            say(String(format: "capture-check: clocks first-frame-minus-first-audio=%.3fs", Double(Int64(bitPattern: firstFrame &- firstBlock)) / 1e9))
             if skew > 2 { problems.append(String(format: "timestamps: video and audio start %.1f s apart (different clocks?)", skew)) }
         }
 
         if problems.isEmpty {
-            print("capture-check: OK")
+            say("capture-check: OK")
         } else {
-            print("capture-check: FAILED: " + problems.joined(separator: "; "))
+            say("capture-check: FAILED: " + problems.joined(separator: "; "))
             throw ExitCode.failure
         }
         #else
@@ -220,7 +220,7 @@ struct CaptureCheckCommand: ParsableCommand {
         while true {
             do {
                 try camera.reopen()
-                print("camera reopened: \(camera.width)x\(camera.height)")
+                say("camera reopened: \(camera.width)x\(camera.height)")
                 return nil
             } catch {
                 if monotonicNanos() > giveUp { return "video: reopen kept failing: \(error)" }

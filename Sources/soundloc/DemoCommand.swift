@@ -53,9 +53,9 @@ struct DemoCommand: ParsableCommand {
         var logger = Log.logger("soundloc.demo")
         logger.logLevel = max(logger.logLevel, .warning)  // the demo prints its own story; problems still show
 
-        print("scene: \(scene.objects.map(\.className).joined(separator: ", ")) (\(clip)/scene.png)")
+        say("scene: \(scene.objects.map(\.className).joined(separator: ", ")) (\(clip)/scene.png)")
         for part in scene.timeline {
-            print(String(format: "  %4.1f-%4.1f s  heard: %@", part.start, part.end,
+            say(String(format: "  %4.1f-%4.1f s  heard: %@", part.start, part.end,
                          part.sounding.isEmpty ? "nothing (silence)" : part.sounding.joined(separator: " + ")))
         }
         let fps = 25.0
@@ -65,22 +65,22 @@ struct DemoCommand: ParsableCommand {
         session.pipeline.onFrame = { recorder.record($0) }
         let listener = session.publishes ? SocketListener(path: settings.output.socket, log: "\(out)/frames.jsonl") : nil
         listener?.start()
-        print("model \(model) (\(session.classes.count) classes), \(fast ? "as fast as possible" : "real-time pace")"
+        say("model \(model) (\(session.classes.count) classes), \(fast ? "as fast as possible" : "real-time pace")"
               + (session.publishes ? ", serving \(settings.output.socket)" : ""))
 
         let stats = try session.run()
         let heard = listener?.finish()
 
-        print("\nper part of the track (frames whose 1-s audio window lies inside the part):")
-        for line in recorder.partSummary() { print("  " + line) }
+        say("\nper part of the track (frames whose 1-s audio window lies inside the part):")
+        for line in recorder.partSummary() { say("  " + line) }
         if let heard {
-            print("socket: a client received \(heard.frames) FRAME messages (of \(stats.framesProcessed) processed) "
+            say("socket: a client received \(heard.frames) FRAME messages (of \(stats.framesProcessed) processed) "
                   + "and \(heard.other) other lines; written to \(out)/frames.jsonl")
         }
-        print(PipelineSummary.text(stats))
+        say(PipelineSummary.text(stats))
         let picture = recorder.overlaySheet()
         try PNG.writeRGB(picture.pixels, width: picture.width, height: picture.height, to: "\(out)/overlay.png")
-        print("wrote \(out)/overlay.png (rows: end of each part; columns: sounding area, then each class's map)")
+        say("wrote \(out)/overlay.png (rows: end of each part; columns: sounding area, then each class's map)")
     }
 }
 
@@ -150,7 +150,7 @@ final class DemoRecorder: @unchecked Sendable {
                     : sounding.isEmpty ? "nothing visible is sounding"
                     : sounding.map { String(format: "%@ %.2f at (%.2f, %.2f)", $0.className, $0.score, $0.peak.x, $0.peak.y) }
                         .joined(separator: "; ")
-                print(String(format: "t=%5.2f s  %@", time, what))
+                say(String(format: "t=%5.2f s  %@", time, what))
             }
             // The snapshot of a part: its last frame (the audio window then covers the part's final second).
             for (index, part) in scene.timeline.enumerated() where time <= part.end && time > part.end - 0.5 {

@@ -18,17 +18,17 @@ struct DevicesCommand: ParsableCommand {
     func run() throws {
         #if os(Linux)
         let pcms = ALSACaptureSource.capturePCMNames()
-        print("Microphones (ALSA capture PCMs):")
-        if pcms.isEmpty { print("  none found") }
-        for name in pcms { print("  \(name)") }
+        say("Microphones (ALSA capture PCMs):")
+        if pcms.isEmpty { say("  none found") }
+        for name in pcms { say("  \(name)") }
 
-        print("")
-        print("Cameras (V4L2):")
+        say("")
+        say("Cameras (V4L2):")
         let cameras = V4L2CaptureSource.listDevices()
-        if cameras.isEmpty { print("  none found (no /dev/video* nodes)") }
-        for camera in cameras { print(Self.describe(camera, verbose: verbose), terminator: "") }
+        if cameras.isEmpty { say("  none found (no /dev/video* nodes)") }
+        for camera in cameras { say(Self.describe(camera, verbose: verbose), terminator: "") }
         if !cameras.isEmpty {
-            print(V4L2CaptureSource.convertsFormats
+            say(V4L2CaptureSource.convertsFormats
                   ? "  (libv4l2 is installed: every format above is delivered to soundloc as RGB24)"
                   : "  (libv4l2 is NOT installed: only cameras offering RGB3 work; Debian package libv4l-0)")
         }

@@ -97,9 +97,9 @@ struct EvalCommand: ParsableCommand {
         }
 
         let counts = Dictionary(grouping: scenes, by: \.kind).mapValues(\.count)
-        FileHandle.standardError.write(Data((
+        sayToStandardError(
             "evaluating \(scenes.count) scenes of split '\(split)' (" + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ")
-            + ") with \(model), \(baseline ? "stage-1 baseline (l for every class)" : "class-aware maps")\n").utf8))
+            + ") with \(model), \(baseline ? "stage-1 baseline (l for every class)" : "class-aware maps")")
 
         var meter = ProgressMeter(total: scenes.count)
         var results = [SceneResult]()
@@ -129,9 +129,9 @@ struct EvalCommand: ParsableCommand {
             do { try encoder.encode(report).write(to: URL(fileURLWithPath: json)) } catch {
                 throw Failure(description: "cannot write \(json): \(error.localizedDescription)")
             }
-            print("wrote \(json)")
+            say("wrote \(json)")
         }
-        if let mapsOut { print("wrote \(scenes.count) map files to \(mapsOut)") }
+        if let mapsOut { say("wrote \(scenes.count) map files to \(mapsOut)") }
     }
 
     /// A scene id as a file name (annotation ids are frame paths).
@@ -145,17 +145,17 @@ struct EvalCommand: ParsableCommand {
             zip(cells, [12, 6, 9, 9, 7, 7, 8]).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: " ")
                 .trimmingCharacters(in: .whitespaces)
         }
-        print("\(report.mode == "loc_only" ? "stage-1 baseline (l for every class)" : "class-aware") on split '\(report.split)', "
+        say("\(report.mode == "loc_only" ? "stage-1 baseline (l for every class)" : "class-aware") on split '\(report.split)', "
               + "\(report.classes.count) classes, \(report.sceneResults.count) scenes in \(String(format: "%.1f", seconds)) s")
-        print(row(["kind", "n", "IoU@0.5", "CIoU@0.3", "AUC", "NSA", "NSA-vis"]))
+        say(row(["kind", "n", "IoU@0.5", "CIoU@0.3", "AUC", "NSA", "NSA-vis"]))
         for k in report.kinds {
             if let s = k.solo {
-                print(row([k.kind, "\(s.n)", f(s.iou50), "-", f(s.auc), "-", "-"]))
+                say(row([k.kind, "\(s.n)", f(s.iou50), "-", f(s.auc), "-", "-"]))
             } else if let c = k.cocktail {
-                print(row([k.kind, "\(c.n)", "-", f(c.ciou30), f(c.auc), f(c.nsa), f(c.nsaVisible)]))
+                say(row([k.kind, "\(c.n)", "-", f(c.ciou30), f(c.auc), f(c.nsa), f(c.nsaVisible)]))
             }
             let skipped = k.scenes - (k.solo?.n ?? k.cocktail?.n ?? 0)
-            if skipped > 0 { print("  (\(skipped) \(k.kind) scenes without a sounding box were skipped)") }
+            if skipped > 0 { say("  (\(skipped) \(k.kind) scenes without a sounding box were skipped)") }
         }
     }
 }

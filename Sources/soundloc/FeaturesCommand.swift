@@ -38,19 +38,19 @@ struct FeaturesCommand: ParsableCommand {
         let file = try WAVFile.read(path: input, requiring: LogMelConfig.dsol.sampleRate)
         let result = try FeatureExtraction.windows(of: file.samples, stride: stride)
         let seconds = Double(file.samples.count) / Double(file.sampleRate)
-        print(String(format: "%@: %.2f s, %@, %d channel(s) -> %d window(s) of 201×64, %.1f … %.1f dB",
+        say(String(format: "%@: %.2f s, %@, %d channel(s) -> %d window(s) of 201×64, %.1f … %.1f dB",
                      input, seconds, file.encoding, file.channels, result.count,
                      result.values.min() ?? 0, result.values.max() ?? 0))
         if let out {
             try NPY.write(result.values, shape: [result.count, 201, 64], to: out)
-            print("wrote \(out)")
+            say("wrote \(out)")
         }
         if let png {
             let shown = min(result.count, pictureWindows)
             let picture = SpectrogramPicture.render(
                 windows: Array(result.values.prefix(shown * 201 * 64)), count: shown, frames: 201, bands: 64)
             try PNG.writeRGB(picture.pixels, width: picture.width, height: picture.height, to: png)
-            print("wrote \(png) (\(picture.width)×\(picture.height), \(shown) window(s))")
+            say("wrote \(png) (\(picture.width)×\(picture.height), \(shown) window(s))")
         }
     }
 }

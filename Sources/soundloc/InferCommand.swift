@@ -70,43 +70,43 @@ struct InferCommand: ParsableCommand {
         let result = interpreter.interpret(classes: out.classes, height: out.mapHeight, width: out.mapWidth, s: out.s, l: out.l,
                                            classMaps: out.classMaps, audioProbabilities: out.pA, silence: dbfs < silenceDBFS)
 
-        print("model: \(model) (width \(meta.width), \(meta.numClasses) classes, \(meta.precision))")
-        print("image: \(image) (\(picture.width)x\(picture.height))")
-        print(String(format: "audio: %@ (%d Hz, %.2f s used of %.2f s, RMS %.1f dBFS%@)", audio, wav.sampleRate,
+        say("model: \(model) (width \(meta.width), \(meta.numClasses) classes, \(meta.precision))")
+        say("image: \(image) (\(picture.width)x\(picture.height))")
+        say(String(format: "audio: %@ (%d Hz, %.2f s used of %.2f s, RMS %.1f dBFS%@)", audio, wav.sampleRate,
                      Double(window.count) / Double(wav.sampleRate), Double(wav.samples.count) / Double(wav.sampleRate), dbfs,
                      result.silence ? ", silence" : ""))
-        print(String(format: "match score (peak of sounding-area map l): %.3f", out.matchScore))
+        say(String(format: "match score (peak of sounding-area map l): %.3f", out.matchScore))
         Self.printDistribution("audio class distribution p_a", out.classes, out.pA)
         Self.printDistribution("visual sounding distribution p_v", out.classes, out.pV)
         if result.sounding.isEmpty {
-            print("sounding: none" + (result.silence ? " (silence)" : result.soundingAreaPeak < minSoundingPeak ? " (sounding-area peak below \(minSoundingPeak))" : ""))
+            say("sounding: none" + (result.silence ? " (silence)" : result.soundingAreaPeak < minSoundingPeak ? " (sounding-area peak below \(minSoundingPeak))" : ""))
         } else {
-            print("sounding (score, peak x y, box x y w h in normalised image coordinates):")
+            say("sounding (score, peak x y, box x y w h in normalised image coordinates):")
             for o in result.sounding {
-                print(String(format: "  %@ score %.3f  peak %.3f %.3f  box %.3f %.3f %.3f %.3f",
+                say(String(format: "  %@ score %.3f  peak %.3f %.3f  box %.3f %.3f %.3f %.3f",
                              o.className.padding(toLength: 16, withPad: " ", startingAt: 0), o.score, o.peak.x, o.peak.y,
                              o.box.x, o.box.y, o.box.width, o.box.height))
             }
         }
-        if !result.silentVisible.isEmpty { print("visible but silent: \(result.silentVisible.joined(separator: ", "))") }
+        if !result.silentVisible.isEmpty { say("visible but silent: \(result.silentVisible.joined(separator: ", "))") }
 
         if let mapsOut {
             let values = Array(out.classMaps) + Array(out.l)
             try NPY.write(values, shape: [out.numClasses + 1, out.mapHeight, out.mapWidth], to: mapsOut)
-            print("wrote \(mapsOut) (\(out.numClasses) class maps, then l; \(out.numClasses + 1)x\(out.mapHeight)x\(out.mapWidth) float32)")
+            say("wrote \(mapsOut) (\(out.numClasses) class maps, then l; \(out.numClasses + 1)x\(out.mapHeight)x\(out.mapWidth) float32)")
         }
         if let overlay {
             let (pixels, legend) = Self.overlay(picture, out, sounding: result.sounding)
             try PNG.writeRGB(pixels, width: picture.width, height: picture.height, to: overlay)
-            print("wrote \(overlay) (\(legend))")
+            say("wrote \(overlay) (\(legend))")
         }
     }
 
     static func printDistribution(_ title: String, _ classes: [String], _ p: UnsafeBufferPointer<Float>) {
-        print("\(title):")
+        say("\(title):")
         for k in (0..<classes.count).sorted(by: { p[$0] > p[$1] }) {
             let bar = String(repeating: "#", count: Int((p[k] * 40).rounded()))
-            print(String(format: "  %@ %.3f %@", classes[k].padding(toLength: 16, withPad: " ", startingAt: 0), p[k], bar))
+            say(String(format: "  %@ %.3f %@", classes[k].padding(toLength: 16, withPad: " ", startingAt: 0), p[k], bar))
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SoundlocBase
 import SoundlocDSOL
 import SoundlocEngine
 
@@ -18,11 +19,11 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile(path: model) } catch let e as ModelFileError {
-            print("\(model): INVALID: \(e)")
+            line("\(model): INVALID: \(e)")
             throw ExitCode.failure
         }
         var problems = [String]()
-        print("file: \(model) (\(file.fileSize) bytes, header \(file.headerLength) bytes, \(file.tensors.count) tensors)")
+        line("file: \(model) (\(file.fileSize) bytes, header \(file.headerLength) bytes, \(file.tensors.count) tensors)")
 
         let metadata: ModelMetadata?
         do { metadata = try ModelMetadata(file.metadata) } catch {
@@ -30,32 +31,32 @@ struct InspectCommand: ParsableCommand {
             problems.append("metadata: \(error)")
         }
         if let m = metadata {
-            print("format: \(ModelMetadata.format) v\(ModelMetadata.formatVersion), \(ModelMetadata.arch), \(m.precision)")
-            print("width \(m.width) (feature size D = \(m.featureDim)), embed_dim \(m.embedDim)")
-            print("classes (\(m.numClasses)): \(m.classes.joined(separator: ", "))")
-            if let map = m.clusterToClass { print("cluster_to_class: \(map)") }
-            print("image: \(m.imageSize)x\(m.imageSize), mean \(m.imageMean), std \(m.imageStd)")
+            line("format: \(ModelMetadata.format) v\(ModelMetadata.formatVersion), \(ModelMetadata.arch), \(m.precision)")
+            line("width \(m.width) (feature size D = \(m.featureDim)), embed_dim \(m.embedDim)")
+            line("classes (\(m.numClasses)): \(m.classes.joined(separator: ", "))")
+            if let map = m.clusterToClass { line("cluster_to_class: \(map)") }
+            line("image: \(m.imageSize)x\(m.imageSize), mean \(m.imageMean), std \(m.imageStd)")
             let a = m.audio
-            print("audio: \(a.sampleRate) Hz, n_fft \(a.nFFT), hop \(a.hop), \(a.melBands) mel bands to \(Int(a.maxFrequency)) Hz, top_db \(a.topDB), \(a.frames) frames")
-            if !m.source.isEmpty { print("source: \(m.source)") }
+            line("audio: \(a.sampleRate) Hz, n_fft \(a.nFFT), hop \(a.hop), \(a.melBands) mel bands to \(Int(a.maxFrequency)) Hz, top_db \(a.topDB), \(a.frames) frames")
+            if !m.source.isEmpty { line("source: \(m.source)") }
         } else {
-            print("metadata (raw):")
-            for key in file.metadata.keys.sorted() { print("  \(key): \(file.metadata[key]!)") }
+            line("metadata (raw):")
+            for key in file.metadata.keys.sorted() { line("  \(key): \(file.metadata[key]!)") }
         }
 
         do {
             try file.verifyChecksum()
-            print("checksum: ok (\(file.metadata["checksum"]!))")
+            line("checksum: ok (\(file.metadata["checksum"]!))")
         } catch {
-            print("checksum: FAILED: \(error)")
+            line("checksum: FAILED: \(error)")
             problems.append("checksum: \(error)")
         }
 
         if let m = metadata, m.precision == "int8" {
-            print("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
-            print("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
-            do { print("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|avx512vnni|neon|neondot to force)") } catch {
-                print("int8 kernels: UNAVAILABLE: \(error)")
+            line("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
+            line("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
+            do { line("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|avx512vnni|neon|neondot to force)") } catch {
+                line("int8 kernels: UNAVAILABLE: \(error)")
                 problems.append("\(error)")
             }
         }
@@ -63,9 +64,9 @@ struct InspectCommand: ParsableCommand {
             do {
                 try file.validate(against: DSOLModel.tensorSpecs(for: m))
                 for t in file.tensors where t.dtype == .f32 { _ = try file.floats(t.name) }
-                print("tensors: ok (names, dtypes and shapes as FORMAT.md, all float values finite)")
+                line("tensors: ok (names, dtypes and shapes as FORMAT.md, all float values finite)")
             } catch {
-                print("tensors: FAILED: \(error)")
+                line("tensors: FAILED: \(error)")
                 problems.append("tensors: \(error)")
             }
         }
@@ -74,25 +75,29 @@ struct InspectCommand: ParsableCommand {
         for t in file.tensors { groups[String(t.name.prefix { $0 != "." }), default: 0] += t.elementCount }
         let total = groups.values.reduce(0, +)
         let breakdown = groups.keys.sorted().map { "\($0) \(Self.millions(groups[$0]!))" }.joined(separator: ", ")
-        print("parameters: \(total) (\(breakdown))")
+        line("parameters: \(total) (\(breakdown))")
 
         if !noTensors {
             let nameWidth = min(48, (file.tensors.map(\.name.count).max() ?? 4) + 2)
-            print("")
-            print("name".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "dtype  " + "shape".padding(toLength: 20, withPad: " ", startingAt: 0) + "parameters")
+            line("")
+            line("name".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "dtype  " + "shape".padding(toLength: 20, withPad: " ", startingAt: 0) + "parameters")
             for t in file.tensors.sorted(by: { $0.name < $1.name }) {
                 let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
-                print(t.name.padding(toLength: max(nameWidth, t.name.count + 1), withPad: " ", startingAt: 0)
+                line(t.name.padding(toLength: max(nameWidth, t.name.count + 1), withPad: " ", startingAt: 0)
                       + t.dtype.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
                       + shape.padding(toLength: max(20, shape.count + 1), withPad: " ", startingAt: 0) + "\(t.elementCount)")
             }
         }
         if !problems.isEmpty {
-            print("")
-            print("\(model): INVALID (\(problems.count) problem\(problems.count == 1 ? "" : "s"))")
+            line("")
+            line("\(model): INVALID (\(problems.count) problem\(problems.count == 1 ? "" : "s"))")
             throw ExitCode.failure
         }
     }
+
+    /// One line of the report. Metadata values, class and tensor names come from the file, so each line is
+    /// escaped whole: not even a newline of theirs gets through.
+    private func line(_ text: String) { say(TerminalText.escaped(text)) }
 
     static func millions(_ n: Int) -> String {
         n >= 100_000 ? String(format: "%.2f M", Double(n) / 1e6) : "\(n)"

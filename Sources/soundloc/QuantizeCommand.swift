@@ -125,13 +125,13 @@ struct QuantizeCommand: ParsableCommand {
         }
 
         let start = Date()
-        FileHandle.standardError.write(Data("quantize: \(count) of \(all.count) calibration pairs (\(kind)), method \(method)\n".utf8))
+        sayToStandardError("quantize: \(count) of \(all.count) calibration pairs (\(kind)), method \(method)")
         let writer: SafeTensorsWriter
         do {
             writer = try DSOLQuantizer.quantize(
                 modelPath: model, method: calibrationMethod, count: count,
                 calibrationData: "\(URL(fileURLWithPath: calibration).standardized.path) (\(count) pairs)", threads: threads,
-                progress: { FileHandle.standardError.write(Data("quantize: \($0)\n".utf8)) }, sample: sample)
+                progress: { sayToStandardError("quantize: \($0)") }, sample: sample)
         } catch let e as QuantizeError {
             throw ValidationError("\(e)")
         } catch let e as ModelFileError {
@@ -139,7 +139,7 @@ struct QuantizeCommand: ParsableCommand {
         }
         try writer.write(to: out)
         let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print(String(format: "wrote %@ (%.2f MiB, int8, checksum sha256:%@) in %.1f s", out, Double(size) / 1048576,
+        say(String(format: "wrote %@ (%.2f MiB, int8, checksum sha256:%@) in %.1f s", out, Double(size) / 1048576,
                      writer.checksum, Date().timeIntervalSince(start)))
     }
 }

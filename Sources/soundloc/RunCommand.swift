@@ -66,7 +66,7 @@ struct RunCommand: ParsableCommand {
         let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
                                            frameLimit: frames, logger: logger)
         if verbose || !session.publishes {
-            session.pipeline.onFrame = { processed in print(FrameLine.describe(processed.report, classes: session.classes)) }
+            session.pipeline.onFrame = { processed in say(FrameLine.describe(processed.report, classes: session.classes)) }
         }
         let signals = [SIGINT, SIGTERM].map { signo -> DispatchSourceSignal in
             signal(signo, SIG_IGN)
@@ -77,7 +77,7 @@ struct RunCommand: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let stats = try session.run()
-        print(PipelineSummary.text(stats))
+        say(PipelineSummary.text(stats))
     }
 }
 

@@ -45,7 +45,7 @@ struct ServeFakeCommand: ParsableCommand {
         let server = try SocketServer.start(configuration: configuration, banner: scene.banner,
                                             logger: Log.logger("soundloc.serve-fake"))
         defer { server.shutdown() }
-        print("serving made-up frames at \(rate) Hz on \(socket); Ctrl-C stops")
+        say("serving made-up frames at \(rate) Hz on \(socket); Ctrl-C stops")
         let period = UInt64(1e9 / rate)
         var next = monotonicNow()
         var sequence: UInt64 = 0
@@ -60,7 +60,7 @@ struct ServeFakeCommand: ParsableCommand {
             let now = monotonicNow()
             if next > now { usleep(useconds_t((next - now) / 1000)) } else { next = now }  // late: don't try to catch up
         }
-        print("published \(sequence) frames")
+        say("published \(sequence) frames")
     }
 
     private func monotonicNow() -> UInt64 {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import SoundlocBase
 import SoundlocOutput
 
 struct WatchCommand: ParsableCommand {
@@ -51,7 +52,7 @@ struct WatchCommand: ParsableCommand {
                 do { line = try connection.readLine(stop: stop) } catch { line = nil }
                 guard let line else { break }
                 guard let message = try? ServerMessage.decode(line) else {
-                    view.note("unreadable line: \(String(decoding: line.prefix(200), as: UTF8.self))")
+                    view.note("unreadable line: \(TerminalText.escaped(bytes: line.prefix(200)))")
                     continue
                 }
                 switch message {
@@ -193,21 +194,23 @@ final class WatchView {
         if tty { lastStatus = text } else { note("status: \(text)") }
     }
 
-    /// A line that stays: printed above the redrawn block.
+    /// A line that stays: printed above the redrawn block. Everything the server sent (class names, STATUS and
+    /// ERROR messages, unreadable lines) reaches the terminal through here or `frame`, escaped.
     func note(_ text: String) {
         clearBlock()
-        write(text + "\n")
+        write(TerminalText.escaped(text) + "\n")
     }
 
     func frame(_ f: FrameMessage) {
-        guard tty else { return write(Self.line(f) + "\n") }
+        guard tty else { return write(TerminalText.escaped(Self.line(f)) + "\n") }
         // A terminal does not need 25 redraws a second; about 12 keep it smooth without flicker.
         let now = DispatchTime.now().uptimeNanoseconds
         guard now - lastDraw >= 80_000_000 else { return }
         lastDraw = now
         // Lines that wrapped would take more rows than we move back up over, so cut them to the terminal width.
         let width = Self.terminalColumns()
-        let block = Self.block(f, status: lastStatus, maps: maps).map { $0.count < width ? $0 : String($0.prefix(width - 1)) }
+        let block = Self.block(f, status: lastStatus, maps: maps).map { TerminalText.escaped($0) }
+            .map { $0.count < width ? $0 : String($0.prefix(width - 1)) }
         clearBlock()
         write(block.joined(separator: "\n") + "\n")
         drawnLines = block.count

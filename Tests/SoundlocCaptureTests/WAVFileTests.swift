@@ -120,6 +120,18 @@ final class WAVFileTests: XCTestCase {
         }
     }
 
+    func testChunkIdsAreQuotedWithoutTheirControlCharacters() throws {
+        // A chunk whose id is ESC [ 2 J (clear screen) and whose size runs past the end of the file.
+        var bytes = Self.wav(data: Self.pcm16([1, 2]))
+        let evil: [UInt8] = [0x1b, 0x5b, 0x32, 0x4a]
+        bytes.insert(contentsOf: evil + [0xff, 0xff, 0, 0], at: 12)
+        XCTAssertThrowsError(try parse(bytes)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("'\\u{1b}[2J' chunk declares 65535 bytes"), message)
+            XCTAssertFalse(message.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }, message)
+        }
+    }
+
     func testEncodeThenParseRoundTrips() throws {
         let samples: [Float] = [0, 0.5, -0.5, 0.999, -1]
         let back = try parse(WAVFile.encodePCM16(samples, sampleRate: 16000))

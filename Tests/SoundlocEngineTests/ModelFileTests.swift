@@ -215,6 +215,14 @@ final class ModelFileTests: XCTestCase {
         guard case .malformedHeader = loadError(junk) else { return XCTFail() }
     }
 
+    func testMetadataQuotedInErrorsHasItsControlCharactersEscaped() throws {
+        var f = pristine!
+        f.metadata["precision"] = "\u{1b}]0;owned\u{07}\u{1b}[2J"
+        let error = try XCTUnwrap(loadError(try f.bytes()))
+        XCTAssertTrue(error.description.contains("'\\u{1b}]0;owned\\u{7}\\u{1b}[2J'"), error.description)
+        XCTAssertFalse(error.description.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) })
+    }
+
     func testInt8PrecisionIsRejectedByTheFp32Engine() throws {
         var f = pristine!
         f.metadata["precision"] = "int8"
