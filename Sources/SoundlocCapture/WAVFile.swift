@@ -12,6 +12,10 @@ public struct WAVFile: Sendable {
 
     /// Channel counts above this are treated as a corrupt header rather than real audio.
     public static let maxChannels = 32
+    /// Largest magnitude accepted in a float WAV. Full scale is ±1; processed audio may go a few dB over it,
+    /// but 32 (+30 dBFS) is no recording: it is integer data labelled float, or corruption, and would read as
+    /// levels of hundreds of dB and keep the silence gate from ever closing.
+    public static let maxFloatMagnitude: Double = 32
     /// Files larger than this are refused before reading: 1 GiB is over 9 hours of 16-kHz 32-bit float stereo.
     public static let maxFileBytes = 1 << 30
 
@@ -106,16 +110,30 @@ public struct WAVFile: Sendable {
         guard frames > 0 else { throw invalid("contains no samples") }
         var samples = [Float](repeating: 0, count: frames)
         let scale = 1 / Float(channels)
-        data.withUnsafeBytes { raw in
+        /// A float sample that is no audio: NaN, infinite or absurdly loud; named by position for the message.
+        func garbage(_ value: Double, frame: Int, channel: Int) -> AudioSourceError {
+            let position = String(format: "sample %d%@ (%.3f s)", frame, channels > 1 ? " channel \(channel)" : "",
+                                  Double(frame) / Double(format.rate))
+            let what = value.isNaN ? "NaN" : value.isInfinite ? "\(value > 0 ? "+" : "-")infinity"
+                : String(format: "%g, beyond ±%g (+%.0f dBFS)", value, maxFloatMagnitude, 20 * log10(maxFloatMagnitude))
+            return invalid("\(position) is \(what); a \(encoding) WAV must hold finite samples near ±1")
+        }
+        try data.withUnsafeBytes { raw in
             for frame in 0..<frames {
                 var sum: Float = 0
                 for channel in 0..<channels {
                     let offset = frame * format.blockAlign + channel * bytesPerSample
+                    let value: Double
                     switch bytesPerSample {
-                    case 2: sum += Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self))) / 32768
-                    case 4: sum += Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                    default: sum += Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
+                    case 2:
+                        sum += Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self))) / 32768
+                        continue
+                    case 4: value = Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
+                    default: value = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
                     }
+                    // `!(|x| <= max)` is also true for NaN.
+                    guard abs(value) <= maxFloatMagnitude else { throw garbage(value, frame: frame, channel: channel) }
+                    sum += Float(value)
                 }
                 samples[frame] = channels == 1 ? sum : sum * scale
             }

@@ -120,6 +120,34 @@ final class WAVFileTests: XCTestCase {
         }
     }
 
+    func testFloatSamplesMustBeFiniteAndNearFullScale() throws {
+        // Overs of a few dB are real audio and pass.
+        XCTAssertEqual(try parse(Self.wav(format: 3, bits: 32, data: Self.float32([0.5, 1.5, -4]))).samples, [0.5, 1.5, -4])
+        let cases: [(Float, String)] = [(.nan, "is NaN"), (.infinity, "is +infinity"), (-.infinity, "is -infinity"),
+                                        (1e20, "is 1e+20, beyond ±32 (+30 dBFS)"), (-33, "is -33, beyond ±32")]
+        for (bad, phrase) in cases {
+            let samples: [Float] = [0.1, 0.2, 0.3, bad, 0.5]
+            XCTAssertThrowsError(try parse(Self.wav(format: 3, bits: 32, data: Self.float32(samples)))) { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.hasPrefix("x.wav: not a usable WAV file: sample 3 (0.000 s) \(phrase)"), message)
+                XCTAssertTrue(message.contains("32-bit float WAV must hold finite samples"), message)
+            }
+        }
+        // 64-bit float, and a bad value in the second channel of a stereo file (no downmix hides it).
+        let doubles = [0.25, Double.nan].flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v.bitPattern >> ($0 * 8)) } }
+        XCTAssertThrowsError(try parse(Self.wav(format: 3, bits: 64, data: doubles))) {
+            XCTAssertTrue("\($0)".contains("sample 1 (0.000 s) is NaN; a 64-bit float WAV"), "\($0)")
+        }
+        let stereo = Self.float32([0.1, 0.1, 0.2, .infinity] + [Float](repeating: 0, count: 32000))
+        XCTAssertThrowsError(try parse(Self.wav(format: 3, channels: 2, bits: 32, data: stereo))) {
+            XCTAssertTrue("\($0)".contains("sample 1 channel 1 (0.000 s) is +infinity"), "\($0)")
+        }
+        let late = Self.float32([Float](repeating: 0, count: 24000) + [.nan])
+        XCTAssertThrowsError(try parse(Self.wav(format: 3, bits: 32, data: late))) {
+            XCTAssertTrue("\($0)".contains("sample 24000 (1.500 s) is NaN"), "\($0)")
+        }
+    }
+
     func testChunkIdsAreQuotedWithoutTheirControlCharacters() throws {
         // A chunk whose id is ESC [ 2 J (clear screen) and whose size runs past the end of the file.
         var bytes = Self.wav(data: Self.pcm16([1, 2]))
