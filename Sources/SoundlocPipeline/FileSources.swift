@@ -13,8 +13,11 @@ public final class PlaybackClock: @unchecked Sendable {
         self.startNanos = startNanos
     }
 
-    /// The stamp of an event `seconds` after the start.
-    public func stamp(_ seconds: Double) -> UInt64 { startNanos + UInt64(max(0, seconds) * 1e9) }
+    /// The stamp of an event `seconds` after the start (clamped to 0...10⁹ s, so no input can make it trap).
+    public func stamp(_ seconds: Double) -> UInt64 {
+        let clamped = seconds.isFinite ? min(max(0, seconds), 1e9) : 0
+        return startNanos &+ UInt64(clamped * 1e9)
+    }
 
     /// In real-time mode, sleeps until `stamp`.
     func wait(until stamp: UInt64) {
@@ -132,30 +135,61 @@ final class Y4MReader {
         self.path = path
         self.handle = FileHandle(fileDescriptor: try InputFile.openForReading(path).descriptor, closeOnDealloc: true)
         let header = try Self.line(handle, path: path)
+        let parsed = try Self.parseHeader(header, path: path)
+        width = parsed.width; height = parsed.height; fps = parsed.fps; chroma = parsed.chroma
+    }
+
+    /// Largest width or height accepted (8K is 7680; 16384 leaves room without letting products overflow).
+    static let maxSide = 16384
+    /// Frame rates accepted from the `F` field, as for `--fps`: one frame in 100 s up to 240 per second.
+    static let fpsRange = 0.01...240.0
+    /// The 8-bit colour spaces this reader converts; `420` means 4:2:0 with any chroma siting.
+    static let colourSpaces: Set<String> = ["420", "420jpeg", "420paldv", "420mpeg2", "mono"]
+
+    /// Parses and range-checks the stream header line: every number is checked before any arithmetic uses
+    /// it, so a crafted header (zero, negative or enormous sizes, a zero denominator) is an error, not a trap.
+    static func parseHeader(_ header: String, path: String) throws
+        -> (width: Int, height: Int, fps: Double?, chroma: Bool) {
+        func refuse(_ why: String) -> VideoSourceError { .formatUnavailable(path: path, reason: why) }
+        func clip(_ text: Substring) -> String { TerminalText.escaped(String(text.prefix(40))) }
         let fields = header.split(separator: " ")
-        guard fields.first == "YUV4MPEG2" else {
-            throw VideoSourceError.formatUnavailable(path: path, reason: "not a YUV4MPEG2 stream")
+        guard fields.first == "YUV4MPEG2" else { throw refuse("not a YUV4MPEG2 stream") }
+        var w: Int?, h: Int?, rate: Double?, colour = "420jpeg"
+        func side(_ value: Substring, _ name: String) throws -> Int {
+            guard let n = Int(value), (1...maxSide).contains(n) else {
+                throw refuse("frame \(name) '\(clip(value))' is not a whole number in 1...\(maxSide)")
+            }
+            return n
         }
-        var w = 0, h = 0, rate: Double?, colour = "420jpeg"
         for field in fields.dropFirst() {
             let value = field.dropFirst()
             switch field.first {
-            case "W": w = Int(value) ?? 0
-            case "H": h = Int(value) ?? 0
+            case "W": w = try side(value, "width")
+            case "H": h = try side(value, "height")
             case "F":
-                let parts = value.split(separator: ":").compactMap { Double($0) }
-                if parts.count == 2, parts[1] > 0 { rate = parts[0] / parts[1] }
+                let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2, let numerator = Int(parts[0]), let denominator = Int(parts[1]),
+                      numerator > 0, denominator > 0 else {
+                    throw refuse("frame rate 'F\(clip(value))' is not two positive whole numbers N:D")
+                }
+                let fps = Double(numerator) / Double(denominator)
+                guard fpsRange.contains(fps) else {
+                    throw refuse("frame rate \(numerator):\(denominator) is \(String(format: "%g", fps)) fps, outside \(fpsRange.lowerBound)...\(Int(fpsRange.upperBound))")
+                }
+                rate = fps
             case "C": colour = String(value)
             default: break
             }
         }
-        guard w > 0, h > 0, w * h <= ImageFile.maxPixels else {
-            throw VideoSourceError.formatUnavailable(path: path, reason: "bad frame size \(w)x\(h)")
+        guard let w, let h else { throw refuse("the header gives no frame size (W and H)") }
+        let (pixels, overflow) = w.multipliedReportingOverflow(by: h)
+        guard !overflow, pixels <= ImageFile.maxPixels else {
+            throw refuse("frame size \(w)x\(h) is more than \(ImageFile.maxPixels) pixels")
         }
-        guard colour.hasPrefix("420") || colour == "mono" else {
-            throw VideoSourceError.formatUnavailable(path: path, reason: "colour space C\(colour); convert with `ffmpeg -i IN -pix_fmt yuv420p OUT.y4m`")
+        guard colourSpaces.contains(colour) else {
+            throw refuse("colour space C\(clip(Substring(colour))); convert with `ffmpeg -i IN -pix_fmt yuv420p OUT.y4m`")
         }
-        width = w; height = h; fps = rate; chroma = colour != "mono"
+        return (w, h, rate, colour != "mono")
     }
 
     private static func line(_ handle: FileHandle, path: String) throws -> String {
