@@ -29,7 +29,13 @@ Augmentation (training only, each sample seeded from (seed, epoch tag, position)
 does not depend on the number of loader workers): horizontal flip (p 0.5), a random crop of
 85-100 % of each side then the shared tent resampling to 224 (small crop/scale/aspect jitter),
 brightness and saturation factors in [0.7, 1.3] (the authors' ImageEnhance pair), audio gain in
-±6 dB, and optionally a random smooth equaliser over the mel bands (`eq_db`, see eq_curve).
+±6 dB. Off unless configured (`augment:` keys of the trainer's config; see Augment), all on the
+cached linear mel energies: a random smooth equaliser over the mel bands (`eq_db`, see
+eq_curve), a pitch shift approximated by resampling the mel axis (`pitch_semitones`, see
+pitch_matrix), additive noise at a random SNR (`noise_p`, `noise_snr_db`, see add_noise) and
+SpecAugment time and frequency masks (`time_masks`, `time_mask_frames`, `freq_masks`,
+`freq_mask_bands`, see spec_masks). Room reverb needs the waveform: the data-set builder adds it
+to training scenes (`dataset.build --reverb P`).
 Evaluation inputs are exactly dsol.image.preprocess(rgb) and the SPEC §3 log-mel.
 
 Pairs
@@ -55,7 +61,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .audio import CLIP_SAMPLES, SAMPLE_RATE, load_clip, logmel_from_energies, mel_energies_batch
+from .audio import (CLIP_SAMPLES, FMAX, N_FFT, N_MELS, SAMPLE_RATE, _hz_to_mel, _mel_to_hz, load_clip,
+                    logmel_from_energies, mel_energies_batch, mel_filterbank)
 from .image import IMAGE_MEAN, IMAGE_STD, preprocess, resize
 
 COCKTAIL_KINDS = ("synthetic", "free", "music_duet")
@@ -297,12 +304,35 @@ class SceneStore:
 
 @dataclass
 class Augment:
+    """Training-time jitter; every audio effect after gain_db is off by default, and an effect
+    that is off draws nothing from the sample's generator (so turning one on changes nothing
+    else in a run that did not use it... except the draws that come after it)."""
     flip: float = 0.5
     crop_min: float = 0.85     # each side of the crop is this..1 of the picture's
     brightness: float = 0.3    # factor in 1 ± this
     saturation: float = 0.3
     gain_db: float = 6.0       # audio gain in ± dB (amplitude)
     eq_db: float = 0.0         # random smooth equaliser over the mel bands, peak ± dB (0 = off)
+    pitch_semitones: float = 0.0   # pitch shift of up to ± this many semitones, along the mel axis
+    noise_p: float = 0.0           # chance of additive noise (white to brown, random colour)
+    noise_snr_db: tuple = (5.0, 30.0)  # its signal-to-noise ratio, uniform in this range (dB)
+    time_masks: int = 0            # SpecAugment: this many time masks per clip...
+    time_mask_frames: int = 20     # ...each 1..this many frames wide (of 201)
+    freq_masks: int = 0            # and this many frequency masks...
+    freq_mask_bands: int = 8       # ...each 1..this many mel bands wide (of 64)
+
+    def __post_init__(self):
+        self.noise_snr_db = tuple(float(v) for v in self.noise_snr_db)
+        if len(self.noise_snr_db) != 2 or self.noise_snr_db[0] > self.noise_snr_db[1]:
+            raise ValueError(f"augment.noise_snr_db must be [low, high], got {self.noise_snr_db}")
+        if not 0.0 <= self.noise_p <= 1.0:
+            raise ValueError("augment.noise_p must be within [0, 1]")
+        if not 0.0 <= self.pitch_semitones <= 12.0:
+            raise ValueError("augment.pitch_semitones must be within [0, 12]")
+        if min(self.eq_db, self.time_masks, self.freq_masks) < 0 or \
+                not (1 <= self.time_mask_frames <= 201 and 1 <= self.freq_mask_bands <= N_MELS):
+            raise ValueError("augment: eq_db and mask counts must be >= 0, mask widths within the "
+                             "log-mel's 201 frames and 64 bands")
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "Augment | None":
@@ -341,12 +371,21 @@ def image_input(rgb: np.ndarray, rng: np.random.Generator | None = None, aug: Au
 
 
 def audio_input(mel: np.ndarray, rng: np.random.Generator | None = None, aug: Augment | None = None) -> np.ndarray:
-    """Linear mel energies (201, 64) -> log-mel (1, 201, 64) float32, with optional gain jitter."""
+    """Linear mel energies (201, 64) -> log-mel (1, 201, 64) float32, with the optional audio
+    jitter of aug in this order: gain, equaliser, pitch shift, noise, SpecAugment masks."""
+    if aug is None or rng is None:
+        return logmel_from_energies(mel)[None]
     gain = 1.0
-    if aug is not None and rng is not None and aug.gain_db > 0:
+    if aug.gain_db > 0:
         gain = 10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20.0)
-    if aug is not None and rng is not None and aug.eq_db > 0:
+    if aug.eq_db > 0:
         mel = mel * eq_curve(mel.shape[-1], aug.eq_db, rng)
+    if aug.pitch_semitones > 0:
+        mel = mel @ pitch_matrix(float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones))).T
+    if aug.noise_p > 0 and rng.random() < aug.noise_p:
+        mel = add_noise(mel, float(rng.uniform(*aug.noise_snr_db)), rng)
+    if aug.time_masks or aug.freq_masks:
+        mel = spec_masks(mel, rng, aug.time_masks, aug.time_mask_frames, aug.freq_masks, aug.freq_mask_bands)
     return logmel_from_energies(mel, gain)[None]
 
 
@@ -360,6 +399,73 @@ def eq_curve(bands: int, peak_db: float, rng: np.random.Generator) -> np.ndarray
     curve = a[0] * x + a[1] * np.cos(np.pi * x + ph[0]) + a[2] * np.cos(2 * np.pi * x + ph[1])
     db = peak_db * curve / max(1.0, float(np.abs(curve).max()))
     return (10.0 ** (db / 10.0)).astype(np.float32)
+
+
+def mel_centres() -> np.ndarray:
+    """Centre frequencies (Hz) of the 64 Slaney mel bands of dsol.audio."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(FMAX), N_MELS + 2))[1:-1]
+
+
+def pitch_matrix(semitones: float) -> np.ndarray:
+    """(64, 64) matrix P with energies_shifted = energies @ P.T: a pitch shift by `semitones`
+    approximated on the mel energies, each band taking the energy found at its centre frequency
+    divided by 2^(semitones/12), interpolated linearly between band centres (clamped at the
+    edges). It moves partials to the right bands but keeps the level a band had (a real shift
+    would change a tone's level by the ratio of the Slaney band widths above 1 kHz) and cannot
+    bring back what the 8 kHz ceiling cut off; resampling the waveform is exact but the trainer
+    only caches mel energies."""
+    c = mel_centres()
+    src = np.clip(c / 2.0 ** (semitones / 12.0), c[0], c[-1])
+    hi = np.clip(np.searchsorted(c, src, side="right"), 1, N_MELS - 1)
+    lo = hi - 1
+    t = (src - c[lo]) / (c[hi] - c[lo])
+    m = np.zeros((N_MELS, N_MELS), np.float32)
+    rows = np.arange(N_MELS)
+    np.add.at(m, (rows, lo), 1.0 - t)
+    np.add.at(m, (rows, hi), t)
+    return m
+
+
+def add_noise(mel: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Mel energies of the clip plus stationary noise at snr_db, where the SNR is measured on the
+    mel energies: 10 log10(sum E_clip^2 / sum E_noise^2). The noise's spectrum falls as
+    f^(-alpha/2) in magnitude with alpha uniform in [0, 2] (white to brown); its STFT magnitudes
+    are Rayleigh draws, filtered by the same mel bank. Clip and noise add in power per band
+    (sqrt(E_clip^2 + E_noise^2): uncorrelated sources). A silent clip stays silent."""
+    noise = noise_energies(mel.shape[0], float(rng.uniform(0.0, 2.0)), rng)
+    signal = np.asarray(mel, np.float64)
+    ps, pn = np.sum(signal ** 2), np.sum(noise ** 2)
+    if ps <= 0 or pn <= 0:
+        return mel
+    noise *= np.sqrt(ps / (pn * 10.0 ** (snr_db / 10.0)))
+    return np.sqrt(signal ** 2 + noise ** 2).astype(np.float32)
+
+
+def noise_energies(frames: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """(frames, 64) mel energies of stationary noise whose power falls as f^-alpha (0 white,
+    1 pink, 2 brown; flat below 100 Hz), at an arbitrary level: Rayleigh STFT magnitudes (what a
+    Gaussian signal gives) through the mel bank."""
+    f = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    tilt = (np.maximum(f, 100.0) / 1000.0) ** (-alpha / 2.0)
+    return (rng.rayleigh(1.0, (frames, f.size)) * tilt) @ mel_filterbank().T.astype(np.float64)
+
+
+def spec_masks(mel: np.ndarray, rng: np.random.Generator, time_masks: int, max_frames: int,
+               freq_masks: int, max_bands: int) -> np.ndarray:
+    """SpecAugment on (frames, bands) mel energies: time_masks runs of 1..max_frames frames and
+    freq_masks runs of 1..max_bands bands, each at a uniform position, set to zero energy, which
+    the log-mel turns into its floor (the window's peak - 80 dB: what silence gives)."""
+    out = np.array(mel, dtype=np.float32, copy=True)
+    n_t, n_f = out.shape
+    for _ in range(time_masks):
+        w = int(rng.integers(1, max_frames + 1))
+        a = int(rng.integers(0, n_t - w + 1))
+        out[a:a + w] = 0.0
+    for _ in range(freq_masks):
+        w = int(rng.integers(1, max_bands + 1))
+        a = int(rng.integers(0, n_f - w + 1))
+        out[:, a:a + w] = 0.0
+    return out
 
 
 def sample_rng(seed: int, tag: tuple, k: int) -> np.random.Generator:
