@@ -55,7 +55,7 @@ public struct ApplianceConfig: Equatable, Sendable {
 
     public init() {}
 
-    /// Config files larger than this are refused unread; the shipped ones are under 2 KiB.
+    /// Config files (and texts) larger than this are refused unread; the shipped ones are under 2 KiB.
     public static let maxFileBytes = 64 * 1024
 
     public static let kernelChoices = ["auto", "reference", "avx2", "avx512vnni", "neon", "neondot"]
@@ -71,8 +71,15 @@ public struct ApplianceConfig: Equatable, Sendable {
         return try parse(String(decoding: bytes, as: UTF8.self), file: path)
     }
 
-    /// Parses YAML text; `file` labels errors.
+    /// Parses YAML text; `file` labels errors. Text over `maxFileBytes`, nested deeper than a config can be,
+    /// or with aliases that multiply it (a "billion laughs" file) is refused before Yams builds any node.
     public static func parse(_ text: String, file: String) throws -> ApplianceConfig {
+        guard text.utf8.count <= maxFileBytes else {
+            throw ConfigError(file: file, key: nil, message: "larger than \(maxFileBytes) bytes; a board config is a page of YAML")
+        }
+        do { try YAMLLimits().check(text) } catch let violation as YAMLLimits.Violation {
+            throw ConfigError(file: file, key: nil, message: "refused: \(violation)")
+        }
         let node: Any?
         do { node = try Yams.load(yaml: text) }
         catch { throw ConfigError(file: file, key: nil, message: "not valid YAML: \(oneLine(error))") }

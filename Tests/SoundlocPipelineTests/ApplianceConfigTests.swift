@@ -50,6 +50,59 @@ final class ApplianceConfigTests: XCTestCase {
         assertError("audio: [unclosed\n", key: nil, mentions: ["not valid YAML"])
     }
 
+    /// The message a config text is refused with.
+    private func refusal(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try ApplianceConfig.parse(text, file: "board.yaml")
+            XCTFail("accepted", file: file, line: line)
+            return ""
+        } catch {
+            return String("\(error)".prefix(300))
+        }
+    }
+
+    func testDeepNestingIsRefusedBeforeParsing() {
+        // 30000 levels in 60 KB: enough to overflow the stack of a recursive node builder.
+        let flow = "audio: " + String(repeating: "[", count: 30000) + String(repeating: "]", count: 30000) + "\n"
+        XCTAssertEqual(refusal(flow), "board.yaml: refused: nested deeper than 32 levels (line 1); a board config needs 2")
+        let block = String(repeating: "- ", count: 30000) + "x\n"
+        XCTAssertEqual(refusal(block), "board.yaml: refused: nested deeper than 32 levels (line 1); a board config needs 2")
+        let mappings = (0..<40).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n"
+        XCTAssertTrue(refusal(mappings).contains("nested deeper than 32 levels"), refusal(mappings))
+        // Nesting within the limit gets the ordinary answer (here: an unknown key).
+        let shallow = "audio: " + String(repeating: "[", count: 31) + String(repeating: "]", count: 31) + "\n"
+        XCTAssertTrue(refusal(shallow).contains("audio: expected a mapping"), refusal(shallow))
+    }
+
+    func testAliasBombIsRefusedBeforeExpanding() {
+        // Each level lists the previous one twice: 20 levels and 40 aliases expand to over a million values.
+        var bomb = "l0: &l0 [lol, lol]\n"
+        for level in 1...20 { bomb += "l\(level): &l\(level) [*l\(level - 1), *l\(level - 1)]\n" }
+        XCTAssertEqual(refusal(bomb), "board.yaml: refused: its aliases expand to more than 10000 values (line 12); a board config holds a few dozen")
+        // The classic one: nine levels of nine aliases.
+        var laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        for (previous, name) in zip("abcdefgh", "bcdefghi") {
+            laughs += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+        }
+        XCTAssertTrue(refusal(laughs).contains("refused: its aliases expand to more than 10000 values"), refusal(laughs))
+        // Many aliases of one scalar expand to little, but are still more than a config has a use for.
+        let many = "board: &b pi\nx: [" + Array(repeating: "*b", count: 65).joined(separator: ", ") + "]\n"
+        XCTAssertEqual(refusal(many), "board.yaml: refused: more than 64 aliases (*name) (line 2)")
+        // A few aliases are fine.
+        XCTAssertEqual(try ApplianceConfig.parse("board: &b pi\nmodel:\n  path: *b\n", file: "b.yaml").model.path, "pi")
+    }
+
+    func testOversizedConfigIsRefusedUnread() throws {
+        let text = "board: x\n" + String(repeating: "# padding\n", count: 7000)
+        XCTAssertEqual(refusal(text), "board.yaml: larger than 65536 bytes; a board config is a page of YAML")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        defer { unlink(path) }
+        XCTAssertThrowsError(try ApplianceConfig.load(path: path)) {
+            XCTAssertEqual("\($0)", "\(path): cannot read the file: larger than the 65536 bytes allowed for this kind of file")
+        }
+    }
+
     func testFIFOIsRefusedNotWaitedOn() throws {
         let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-\(UUID().uuidString).yaml").path
         try makeFIFO(fifo)
