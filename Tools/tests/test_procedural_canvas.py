@@ -55,3 +55,90 @@ def test_contact_sheet(tmp_path):
     assert np.asarray(im.convert("L")).min() < 100  # something was drawn
     with pytest.raises(SystemExit):
         main(["--out", out, "--classes", "banjo"])
+
+
+# ---------------------------------------------------------------- looks and everyday things
+
+from dataset.procedural import THINGS, check_looks, draw_thing, look_of  # noqa: E402
+from dataset.procedural.canvas import LOOKS, Texture  # noqa: E402
+
+
+def _opaque_rgb(im):
+    a = np.asarray(im)
+    return a[..., :3][a[..., 3] == 255].astype(int)
+
+
+def test_without_looks_a_variant_is_drawn_as_before():
+    # looks=None and looks=() take the classic path; a look only changes the picture
+    for cls in ("violin", "trumpet"):
+        plain = draw(cls, 5, side=96)
+        assert draw(cls, 5, side=96, looks=()).tobytes() == plain.tobytes()
+        assert look_of(cls, 5) is None
+        styled = {k: draw(cls, 5, side=96, looks=(k,)) for k in LOOKS}
+        hashes = {k: im.tobytes() for k, im in styled.items()}
+        assert len(set(hashes.values())) == len(LOOKS)  # every look gives other pixels
+        assert plain.tobytes() not in set(hashes.values()) - {hashes["shaded"], hashes["flat"]}
+
+
+def test_looks_do_what_they_say():
+    for cls in ("acoustic_guitar", "cello", "tuba"):
+        for v in range(4):
+            grey = _opaque_rgb(draw(cls, v, side=160, looks=("greyscale",)))
+            assert (grey[:, 0] == grey[:, 1]).all() and (grey[:, 1] == grey[:, 2]).all()
+            line = _opaque_rgb(draw(cls, v, side=160, looks=("outline",)))
+            white = (line.min(axis=1) > 235).mean()
+            assert white > 0.25, (cls, v, white)  # colouring-book fills
+    # a textured fill: neighbouring opaque pixels differ by small steps far more often than in a
+    # flat fill, where they are equal inside shapes and differ by a lot at the edges
+    def soft_steps(im):
+        a = np.asarray(im).astype(int)
+        both = (a[:, 1:, 3] == 255) & (a[:, :-1, 3] == 255)
+        d = np.abs(a[:, 1:, :3] - a[:, :-1, :3]).sum(axis=-1)
+        return ((d > 4) & (d < 80))[both].mean()
+    for cls in ("acoustic_guitar", "tuba", "violin"):
+        for v in range(3):
+            tex, flat = (soft_steps(draw(cls, v, side=200, looks=(k,))) for k in ("textured", "flat"))
+            assert tex > flat + 0.08, (cls, v, tex, flat)
+
+
+def test_texture_fields():
+    rng = np.random.default_rng(0)
+    for kind in ("stripes", "noise", "wood"):
+        t = Texture.random(rng, kind)
+        f = t.field(90, 60, 300.0)
+        assert f.shape == (60, 90) and f.dtype == np.float32
+        assert f.std() > 0.02 and f.min() > 0.3 and f.max() < 1.6
+        np.testing.assert_array_equal(f, t.field(90, 60, 300.0))
+
+
+def test_hundreds_of_distinct_variants_in_every_look():
+    looks = check_looks(LOOKS)
+    seen, got = set(), set()
+    for v in range(150):
+        im = draw("flute" if v % 2 else "violin", v, side=40, looks=looks)
+        seen.add(im.tobytes())
+        got.add(look_of("flute" if v % 2 else "violin", v, looks))
+    assert len(seen) == 150 and got == set(LOOKS)
+    with pytest.raises(ValueError):
+        check_looks(["sepia"])
+
+
+def test_everyday_things_draw_and_are_no_instruments():
+    assert set(THINGS) >= {"lamp", "cup", "chair", "book", "plant", "ball"}
+    assert not set(THINGS) & set(CLASSES)
+    for name in THINGS:
+        for v in range(6):
+            im = draw_thing(name, v, side=64, looks=LOOKS if v % 2 else None)
+            assert im.mode == "RGBA" and max(im.size) == 64
+            assert (np.asarray(im)[..., 3] > 0).mean() > 0.1
+        assert draw_thing(name, 3, side=64).tobytes() == draw_thing(name, 3, side=64).tobytes()
+    with pytest.raises(KeyError):
+        draw_thing("violin", 0)
+
+
+def test_contact_sheet_with_looks_and_things(tmp_path):
+    out = str(tmp_path / "sheet.png")
+    assert main(["--out", out, "--variants", "2", "--classes", "cello", "--looks", "all", "--things"]) == 0
+    assert Image.open(out).size == (110 + 2 * 128, (1 + len(THINGS)) * 128)
+    with pytest.raises(SystemExit):
+        main(["--out", out, "--looks", "sepia"])

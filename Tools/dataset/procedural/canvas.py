@@ -14,6 +14,11 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
 SUPERSAMPLE = 3
+# the looks a drawing can be given on request (dataset.build --styles); without one a drawing
+# takes the classic mix of Style.random: outlined or not, flat or shaded, 15 % line art
+LOOKS = ("outline", "flat", "shaded", "greyscale", "textured")
+TEXTURES = ("stripes", "noise", "wood")
+TEXTURE_MIN_AREA = 0.004  # unit-frame area below which a shape keeps a plain fill (keys, frets)
 
 # base colours (RGB 0..1) the styles jitter around
 WOODS = [(0.55, 0.30, 0.12), (0.70, 0.42, 0.18), (0.45, 0.22, 0.10), (0.80, 0.55, 0.28),
@@ -26,14 +31,63 @@ BRIGHT = [(0.80, 0.15, 0.15), (0.15, 0.35, 0.75), (0.15, 0.55, 0.25), (0.55, 0.1
 
 
 @dataclass
+class Texture:
+    """A fill pattern laid over a drawing's larger shapes: a field of brightness factors."""
+    kind: str          # stripes | noise | wood
+    period: float      # stripe, blob or grain spacing in units of the drawing's long side
+    angle: float       # radians; stripes across, wood grain along this direction's normal
+    strength: float    # how far the factors go below (and above) 1
+    seed: int
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, kind: str | None = None) -> "Texture":
+        kind = kind or TEXTURES[int(rng.integers(len(TEXTURES)))]
+        period = {"stripes": (0.03, 0.09), "noise": (0.015, 0.06), "wood": (0.012, 0.035)}[kind]
+        angle = rng.uniform(-0.3, 0.3) if kind == "wood" else rng.uniform(0, np.pi)
+        return cls(kind, float(rng.uniform(*period)), float(angle), float(rng.uniform(0.18, 0.38)),
+                   int(rng.integers(1 << 30)))
+
+    def field(self, width: int, height: int, scale: float) -> np.ndarray:
+        """(height, width) float32 factors for a canvas of scale pixels per unit; computed on a
+        grid SUPERSAMPLE times coarser and resized (the canvas is reduced by as much anyway)."""
+        w, h = max(2, -(-width // SUPERSAMPLE)), max(2, -(-height // SUPERSAMPLE))
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) * (SUPERSAMPLE / scale)
+        rng = np.random.default_rng(self.seed)
+        along = xx * np.cos(self.angle) + yy * np.sin(self.angle)
+        if self.kind == "stripes":
+            f = 1.0 - self.strength * (0.5 + 0.5 * np.tanh(4.0 * np.sin(2 * np.pi * along / self.period)))
+        elif self.kind == "noise":
+            f = 1.0 + self.strength * (_smooth_noise(rng, w, h, self.period * scale / SUPERSAMPLE)
+                                       + 0.35 * rng.uniform(-1, 1, (h, w)))
+        else:  # wood: thin dark grain lines, wavy, along the normal of `angle`
+            warp = _smooth_noise(rng, w, h, 6 * self.period * scale / SUPERSAMPLE)
+            u = along / self.period + 2.5 * warp
+            f = 1.0 - self.strength * (0.5 + 0.5 * np.cos(2 * np.pi * u)) ** 4 \
+                + 0.3 * self.strength * _smooth_noise(rng, w, h, 3 * self.period * scale / SUPERSAMPLE)
+        im = Image.fromarray(f.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, w: int, h: int, cell: float) -> np.ndarray:
+    """(h, w) value noise in about [-1, 1] with features `cell` pixels across."""
+    cell = max(cell, 1.0)
+    gw, gh = max(2, int(np.ceil(w / cell)) + 1), max(2, int(np.ceil(h / cell)) + 1)
+    grid = rng.uniform(-1.0, 1.0, (gh, gw)).astype(np.float32)
+    return np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+@dataclass
 class Style:
-    """How one drawing is rendered: outline, shading and colour jitter."""
+    """How one drawing is rendered: outline, shading, colour jitter, and (only when a look is
+    asked for, see with_look) greyscale or a textured fill."""
     outline: tuple | None      # RGBA outline colour, or None for no outline
     line: float                # outline width in units of the drawing's long side
     shade: float               # 0 = flat fills, >0 = highlight strength on filled shapes
     line_art: bool             # white fills, black outlines (colouring-book style)
     hue_jitter: float
     rng: np.random.Generator
+    grey: float = 0.0          # > 0: the finished drawing turned grey, with this gamma
+    texture: Texture | None = None  # pattern over the larger filled shapes
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "Style":
@@ -44,6 +98,29 @@ class Style:
                    line=float(rng.uniform(0.004, 0.012)) * (1.6 if line_art else 1.0),
                    shade=0.0 if line_art or rng.random() < 0.4 else float(rng.uniform(0.15, 0.4)),
                    line_art=line_art, hue_jitter=float(rng.uniform(0.0, 0.04)), rng=rng)
+
+    def with_look(self, look: str, rng: np.random.Generator) -> "Style":
+        """Force one of LOOKS, drawing its details from rng (not from the drawing's own generator,
+        so a variant keeps its colours and, except for line art, its shape)."""
+        if look not in LOOKS:
+            raise ValueError(f"unknown look {look!r} (have: {', '.join(LOOKS)})")
+        dark = float(rng.uniform(0.0, 0.2))
+        self.line_art = look == "outline"
+        if look == "outline":
+            self.outline, self.shade = (dark, dark, dark), 0.0
+            self.line = float(rng.uniform(0.007, 0.018))
+        elif look == "flat":
+            self.shade = 0.0
+            self.outline = None if rng.random() < 0.5 else (dark, dark, dark)
+        elif look == "shaded":
+            self.shade = float(rng.uniform(0.2, 0.45))
+        elif look == "greyscale":
+            self.grey = float(rng.uniform(0.8, 1.25))
+            self.shade = 0.0 if rng.random() < 0.4 else float(rng.uniform(0.15, 0.4))
+        else:  # textured
+            self.texture = Texture.random(rng)
+            self.shade = 0.0 if rng.random() < 0.6 else float(rng.uniform(0.1, 0.3))
+        return self
 
     def colour(self, palette: list[tuple] | tuple) -> tuple:
         """A jittered colour from a palette (a list of RGB tuples, or one tuple)."""
@@ -75,6 +152,7 @@ class Canvas:
         self.image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
         self.draw = ImageDraw.Draw(self.image)
         self.side = side
+        self._texture: np.ndarray | None = None  # style.texture's factors, made when first needed
 
     def px(self, x: float, y: float) -> tuple[float, float]:
         return ((x - self.X0) * self.scale, (y - self.Y0) * self.scale)
@@ -94,6 +172,8 @@ class Canvas:
         leaves out the shaded styles' automatic highlight (misplaced on bent or diagonal shapes)."""
         p = [self.px(x, y) for x, y in pts]
         self.draw.polygon(p, fill=_rgba(fill), outline=None)
+        if self.style.texture is not None and not self.style.line_art and _area(pts) >= TEXTURE_MIN_AREA:
+            self._textured(p, fill)
         if highlight and self.style.shade > 0 and not self.style.line_art:
             self._highlight(pts, fill)
         o = self._outline(outline)
@@ -122,6 +202,21 @@ class Canvas:
         region.paste(_rgba(light), mask=ImageChops.multiply(shape, mask))
         self.image.paste(region, box)
 
+    def _textured(self, p, fill) -> None:
+        """Refill the polygon (canvas pixels p) with fill times the style's texture factors."""
+        if self._texture is None:
+            self._texture = self.style.texture.field(*self.image.size, self.scale)
+        a = np.asarray(p)
+        x0, y0 = np.maximum(np.floor(a.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(a.max(axis=0)).astype(int) + 1, self.image.size)
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask = Image.new("L", (int(x1 - x0), int(y1 - y0)), 0)
+        ImageDraw.Draw(mask).polygon([tuple(v) for v in a - (x0, y0)], fill=255)
+        rgb = np.clip(np.asarray(fill[:3], np.float32) * self._texture[y0:y1, x0:x1, None], 0, 1)
+        tile = np.dstack([np.round(255 * rgb), np.full(rgb.shape[:2] + (1,), 255.0)]).astype(np.uint8)
+        self.image.paste(Image.fromarray(tile, "RGBA"), (int(x0), int(y0)), mask)
+
     def ellipse(self, cx, cy, rx, ry, fill, outline=None, angle: float = 0.0, n: int = 48) -> None:
         t = np.linspace(0, 2 * np.pi, n, endpoint=False)
         ca, sa = np.cos(angle), np.sin(angle)
@@ -143,6 +238,8 @@ class Canvas:
     def finish(self, angle_deg: float = 0.0) -> Image.Image:
         """Reduce, rotate by angle_deg and crop to the alpha; longest side = the canvas side."""
         im = _crop(self.image, 0)
+        if self.style.grey:
+            im = greyscale(im, self.style.grey)
         if angle_deg:  # rotated cropped and at 1.5x the final size: ~8x cheaper than the full canvas
             s = min(1.0, 1.5 * self.side / max(im.size))
             im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
@@ -151,6 +248,21 @@ class Canvas:
         s = self.side / max(im.size)
         return im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
                          Image.Resampling.LANCZOS)
+
+
+def greyscale(im: Image.Image, gamma: float = 1.0) -> Image.Image:
+    """RGBA -> the same alpha over grey levels (ITU-R 601 luma, then a gamma)."""
+    grey = im.convert("L").point(lambda v: round(255 * (v / 255) ** gamma))
+    out = Image.merge("RGB", (grey, grey, grey)).convert("RGBA")
+    out.putalpha(im.getchannel("A"))
+    return out
+
+
+def _area(pts) -> float:
+    """Area of a polygon (shoelace), in the unit frame."""
+    a = np.asarray(pts, float)
+    x, y = a[:, 0], a[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _crop(im: Image.Image, threshold: int) -> Image.Image:
