@@ -61,6 +61,7 @@ import yaml
 from . import metrics as M
 from .data import (SOLO_KINDS, Augment, ClassifyDataset, PairDataset, PlainDataset,
                    SceneStore, audio_input, batch_plan, load_annotation, load_manifest, load_music, loader)
+from .device_data import DeviceStore, check_augment, device_loader
 from .export import export_model
 from .kmeans import kmeans, l2_normalize
 from .model import DSOL, MUSIC_CLASSES
@@ -77,12 +78,12 @@ DEFAULTS: dict = {
     "clusters": None,           # None = number of classes of the data set
     "keep_checkpoints": 2,
     "deterministic": True,
+    "limit": None,              # at most N batches per training epoch/round (--limit; smoke runs)
+    "init_from": None,          # set by --init: the checkpoint this run's weights started from
     "data": {"music": {"fps": 1.0, "val_fraction": 0.1, "frames_per_clip": None,
                        "solo_annotation": None, "duet_annotation": None, "classes": None}},
     "augment": {"enabled": True, "flip": 0.5, "crop_min": 0.85, "brightness": 0.3,
-                "saturation": 0.3, "gain_db": 6.0, "eq_db": 0.0, "pitch_semitones": 0.0,
-                "noise_p": 0.0, "noise_snr_db": [5.0, 30.0], "time_masks": 0, "time_mask_frames": 20,
-                "freq_masks": 0, "freq_mask_bands": 8},
+                "saturation": 0.3, "gain_db": 6.0, "eq_db": 0.0},
     "stage1": {"epochs": 15, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4,
                "class_epochs": 3, "class_batch_size": 32, "mask_threshold": 0.05, "mask_relative": None,
                "kmeans_restarts": 10, "kmeans_iters": 300, "warmup_epochs": 0, "cluster_every": 1,
@@ -94,7 +95,11 @@ DEFAULTS: dict = {
                "kl": "batchmean", "kinds": ["synthetic", "free", "music_duet"],
                "affine_init": "data", "affine_scale": 10.0, "teacher_temperature": 1.0, "keep_l": 0.0, "affine_lr": None, "refit_audio_head": True, "refit_steps": 300,
                "max_batches": None},
-    "speed": {"freeze_vision": 0, "freeze_audio": 0, "freeze_from_epoch": 0, "channels_last": False},
+    "speed": {"freeze_vision": 0, "freeze_audio": 0, "freeze_from_epoch": 0, "channels_last": False,
+              "device_data": False, "bf16": False, "cudnn_benchmark": False, "sync_every": 25},
+    # device_data: pictures and clips resident on the training device, batches built there (dsol.device_data);
+    # bf16: the trunks under bfloat16 autocast (heads, losses, K-means in float32); cudnn_benchmark: cuDNN
+    # autotuning on CUDA (not bit-reproducible); sync_every: steps between progress-bar updates (host syncs)
     "eval": {"every": 1, "limit": None, "batch_size": 32, "synthetic_fraction": 0.5,
              "duet_fraction": 0.2, "final_splits": ["val", "test"]},
 }
@@ -112,14 +117,76 @@ def deep_merge(base: dict, over: dict | None) -> dict:
     return out
 
 
+def check_config(cfg: dict, schema: dict = DEFAULTS, where: str = "") -> None:
+    """Refuse keys the trainer does not know (a mistyped setting would otherwise be ignored in
+    silence), naming the allowed ones; sections must be mappings."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {type(cfg).__name__}")
+    for k, v in cfg.items():
+        name = f"{where}.{k}" if where else str(k)
+        if k not in schema:
+            raise ValueError(f"unknown config key '{name}'; allowed here: {', '.join(sorted(schema))}")
+        if isinstance(schema[k], dict) and v is not None:
+            check_config(v, schema[k], name)
+
+
 def load_config(path: str | Path | None) -> dict:
     cfg = {}
     if path:
         cfg = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            check_config(cfg)
+        except ValueError as e:
+            raise SystemExit(f"{path}: {e}")
     return deep_merge(DEFAULTS, cfg)
 
 
 # ---------------------------------------------------------------- small utilities
+
+class GpuUtilisation:
+    """Mean GPU utilisation (%) and peak memory (GB) of a CUDA device while a phase runs, sampled
+    from NVML (torch.cuda.utilization) or nvidia-smi once a second on a thread; nothing elsewhere."""
+
+    def __init__(self, device: torch.device):
+        self.samples: list[float] = []
+        self.device = device
+        self._stop = None
+        if device.type != "cuda":
+            return
+        import threading
+        torch.cuda.reset_peak_memory_stats(device)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> float | None:
+        try:
+            return float(torch.cuda.utilization(self.device))
+        except Exception:  # no pynvml: ask nvidia-smi
+            import subprocess
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", str(self.device.index or 0)], capture_output=True, text=True, timeout=5)
+                return float(out.stdout.strip().splitlines()[0])
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            v = self._read()
+            if v is not None:
+                self.samples.append(v)
+
+    def stop(self) -> dict:
+        if self._stop is None:
+            return {}
+        self._stop.set()
+        self._thread.join()
+        out = {"gpu_mem_gb": torch.cuda.max_memory_allocated(self.device) / 1e9}
+        if self.samples:
+            out["gpu_util"] = float(np.mean(self.samples))
+        return out
+
 
 class Progress:
     """tqdm when installed, else a one-line bar on stderr."""
@@ -281,10 +348,19 @@ class Trainer:
         self.log_file = open(self.out / "log.txt", "a", encoding="utf-8")
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
-        if cfg.get("deterministic", True):
+        if cfg["speed"].get("cudnn_benchmark") and self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.deterministic = False
+        elif cfg.get("deterministic", True):
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
+        self._device_stores: dict[int, DeviceStore] = {}
         self.aug = Augment.from_config(cfg.get("augment"))
+        if cfg["speed"].get("device_data"):
+            try:
+                check_augment(self.aug)
+            except ValueError as e:
+                raise SystemExit(str(e))
         self._load_data()
         self.n_clusters = int(cfg.get("clusters") or len(self.classes))
         torch.manual_seed(self.seed)
@@ -530,12 +606,27 @@ class Trainer:
         return x
 
     def _features(self, images, audio, frozen=(0, 0)):
-        fv = trunk(self.model.vision, images, frozen[0])
-        ga = torch.amax(trunk(self.model.audio, audio, frozen[1]), dim=(2, 3))
-        return fv, ga
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.cfg["speed"].get("bf16"))):
+            fv = trunk(self.model.vision, images, frozen[0])
+            ga = torch.amax(trunk(self.model.audio, audio, frozen[1]), dim=(2, 3))
+        return fv.float(), ga.float()
 
     def _loader(self, ds, plan):
-        return loader(ds, plan, int(self.cfg.get("workers", 0)))
+        if not self.cfg["speed"].get("device_data"):
+            return loader(ds, plan, int(self.cfg.get("workers", 0)))
+        key = id(ds.store)
+        if key not in self._device_stores:
+            split = next(sp for sp, st in self.stores.items() if st is ds.store)
+            bar = Progress(len(ds.store), f"to {self.device.type} {split}", not self.quiet)
+            self._device_stores[key] = DeviceStore(ds.store, self.device, bar.update)
+            bar.close()
+        return device_loader(ds, plan, self._device_stores[key])
+
+    def _synced(self, i: int, n: int) -> bool:
+        """Whether step i of n reads values back from the device (progress bar); on a GPU every read
+        is a host synchronisation that stalls the queue of kernels."""
+        every = int(self.cfg["speed"].get("sync_every") or 1) if self.device.type != "cpu" else 1
+        return (i + 1) % every == 0 or i + 1 == n
 
     def _limit(self, section: str) -> int | None:
         v = self.cfg.get("limit") or self.cfg[section].get("max_batches")
@@ -556,7 +647,8 @@ class Trainer:
         plan = batch_plan(len(ds), int(s1["batch_size"]), rng, True, self._limit("stage1"))
         bar = Progress(len(plan), f"s1 e{epoch} loc", not self.quiet)
         tot, acc, n, t0 = 0.0, 0.0, 0, time.time()
-        for b in self._loader(ds, plan):
+        util = GpuUtilisation(self.device)
+        for bi, b in enumerate(self._loader(ds, plan)):
             audio = self._to(b["audio"])
             bsz = audio.shape[0]
             if all_pairs:
@@ -582,14 +674,16 @@ class Trainer:
             self.opt1.zero_grad(set_to_none=True)
             loss.backward()
             self.opt1.step()
-            tot += loss.item() * bsz
-            acc += float((((score > 0.5).float() == target).float() * weight).sum()) * bsz  # balanced accuracy
+            tot = tot + loss.detach() * bsz
+            acc = acc + (((score > 0.5).float() == target).float() * weight).sum().detach() * bsz  # balanced accuracy
             n += bsz
-            bar.update(loss=loss.item())
+            if self._synced(bi, len(plan)):
+                bar.update(bi + 1 - bar.n, loss=loss.item())
         bar.close()
         dt = time.time() - t0
-        return {"loss": tot / max(n, 1), "match_acc": acc / max(n, 1), "batches": len(plan),
-                "sec_per_batch": dt / max(len(plan), 1), "time_s": dt}
+        return {"loss": float(tot) / max(n, 1), "match_acc": float(acc) / max(n, 1), "batches": len(plan),
+                "sec_per_batch": dt / max(len(plan), 1), "time_s": dt, "pairs_per_s": n / max(dt, 1e-9),
+                **util.stop()}
 
     @torch.no_grad()
     def extract_objects(self, split: str, indices: list[int]) -> torch.Tensor:
@@ -648,7 +742,7 @@ class Trainer:
             plan = batch_plan(len(ds), int(s1["class_batch_size"]), rng, True, self._limit("stage1"))
             bar = Progress(len(plan), f"s1 e{epoch} cls{ce}", not self.quiet)
             tot, a_acc, v_acc, n = 0.0, 0.0, 0.0, 0
-            for b in self._loader(ds, plan):
+            for bi, b in enumerate(self._loader(ds, plan)):
                 fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]), frozen)
                 y = b["label"].to(self.device)
                 v_logits = self.model.cls.vision(fv.mean(dim=(2, 3)))
@@ -660,15 +754,16 @@ class Trainer:
                 self.opt1.step()
                 opt_h.step()
                 k = y.shape[0]
-                tot += loss.item() * k
-                a_acc += float((a_logits.argmax(1) == y).float().sum())
-                v_acc += float((v_logits.argmax(1) == y).float().sum())
+                tot = tot + loss.detach() * k
+                a_acc = a_acc + (a_logits.argmax(1) == y).float().sum()
+                v_acc = v_acc + (v_logits.argmax(1) == y).float().sum()
                 n += k
                 nb += 1
-                bar.update(loss=loss.item())
+                if self._synced(bi, len(plan)):
+                    bar.update(bi + 1 - bar.n, loss=loss.item())
             bar.close()
-            losses.append(tot / max(n, 1))
-            accs.append({"audio": a_acc / max(n, 1), "vision": v_acc / max(n, 1)})
+            losses.append(float(tot) / max(n, 1))
+            accs.append({"audio": float(a_acc) / max(n, 1), "vision": float(v_acc) / max(n, 1)})
         dt = time.time() - t1
         info.update({"class_loss": losses, "class_acc": accs, "batches": nb,
                      "sec_per_batch": dt / max(nb, 1), "time_s": time.time() - t0})
@@ -726,7 +821,8 @@ class Trainer:
         bar = Progress(len(plan), f"s2 e{epoch}", not self.quiet)
         sums = {"loss": 0.0, "kl": 0.0, "l1": 0.0, "match_acc": 0.0}
         n, t0 = 0, time.time()
-        for b in self._loader(ds, plan):
+        util = GpuUtilisation(self.device)
+        for bi, b in enumerate(self._loader(ds, plan)):
             audio = self._to(b["audio"])
             bsz = audio.shape[0]
             images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
@@ -750,17 +846,19 @@ class Trainer:
             self.opt2.zero_grad(set_to_none=True)
             loss.backward()
             self.opt2.step()
-            sums["loss"] += loss.item() * bsz
-            sums["kl"] += kl.item() * bsz
-            sums["l1"] += l1.item() * bsz
-            sums["match_acc"] += 0.5 * float((pos_max > 0.5).float().mean() + (neg_q <= 0.5).float().mean()) * bsz
+            sums["loss"] = sums["loss"] + loss.detach() * bsz
+            sums["kl"] = sums["kl"] + kl.detach() * bsz
+            sums["l1"] = sums["l1"] + l1.detach() * bsz
+            sums["match_acc"] = sums["match_acc"] + 0.5 * ((pos_max > 0.5).float().mean()
+                                                           + (neg_q <= 0.5).float().mean()).detach() * bsz
             n += bsz
-            bar.update(loss=loss.item())
+            if self._synced(bi, len(plan)):
+                bar.update(bi + 1 - bar.n, loss=loss.item())
         bar.close()
         dt = time.time() - t0
-        out = {k: v / max(n, 1) for k, v in sums.items()}
+        out = {k: float(v) / max(n, 1) for k, v in sums.items()}
         out.update({"batches": len(plan), "sec_per_batch": dt / max(len(plan), 1), "time_s": dt,
-                    "affine": self.model.dsol.affine.tolist()})
+                    "pairs_per_s": n / max(dt, 1e-9), "affine": self.model.dsol.affine.tolist(), **util.stop()})
         return out
 
     @torch.no_grad()
@@ -958,7 +1056,7 @@ class Trainer:
 
     def _summary(self, e: dict) -> str:
         parts = [f"[{e['step']:03d}] {e['phase']} e{e['epoch']}"]
-        for k in ("loss", "match_acc", "kl", "l1", "nmi", "cluster_acc", "sec_per_batch"):
+        for k in ("loss", "match_acc", "kl", "l1", "nmi", "cluster_acc", "sec_per_batch", "pairs_per_s", "gpu_util"):
             if isinstance(e.get(k), (int, float)):
                 parts.append(f"{k} {e[k]:.4f}")
         if "class_loss" in e:
