@@ -41,6 +41,27 @@ public struct ModelMetadata: Sendable, Equatable {
     /// Feature size D = 8·width.
     public var featureDim: Int { 8 * width }
 
+    /// Accepted range of every number in the metadata. Each one sizes buffers or loops (width and image
+    /// size the trunks, embed_dim and num_classes the heads, audio_features the log-mel front end), so each is
+    /// checked before any arithmetic uses it. The ranges hold the shipped models (width 32/64, 224 px, 11
+    /// classes, 16 kHz, 201×64 windows) with room to spare, and keep a crafted file from asking for terabytes
+    /// or overflowing a size computation.
+    public enum Limits {
+        public static let width = 1...128
+        public static let embedDim = 1...4096
+        public static let numClasses = 1...1000
+        public static let imageSize = 32...1024
+        public static let sampleRate = 1000...192_000
+        public static let nFFT = 16...16384
+        public static let melBands = 32...512
+        public static let frames = 32...4096
+        public static let topDB = 1.0...200.0
+        /// image_mean lies in this range; image_std too, and above 0.
+        public static let imageStatistic: ClosedRange<Float> = -1000...1000
+        /// Class names: at most this many bytes each.
+        public static let classNameBytes = 256
+    }
+
     /// Parses and validates; throws `ModelFileError.missingMetadata` / `.badMetadata` naming the key.
     public init(_ raw: [String: String]) throws {
         self.raw = raw
@@ -53,9 +74,10 @@ public struct ModelMetadata: Sendable, Equatable {
             let v = try get(key)
             guard v == value else { throw bad(key, "'\(v)', expected '\(value)'") }
         }
-        func positiveInt(_ key: String) throws -> Int {
+        func positiveInt(_ key: String, in range: ClosedRange<Int>) throws -> Int {
             let v = try get(key)
             guard let n = Int(v), n > 0 else { throw bad(key, "'\(v)' is not a positive integer") }
+            guard range.contains(n) else { throw bad(key, "\(n) is outside \(range.lowerBound)...\(range.upperBound)") }
             return n
         }
         func json(_ key: String) throws -> Any {
@@ -71,6 +93,9 @@ public struct ModelMetadata: Sendable, Equatable {
                   values.allSatisfy({ $0.isFinite }) else {
                 throw bad(key, "expected a JSON list of \(count) numbers")
             }
+            guard values.allSatisfy({ Limits.imageStatistic.contains($0) }) else {
+                throw bad(key, "values must lie in \(Limits.imageStatistic.lowerBound)...\(Limits.imageStatistic.upperBound), got \(values)")
+            }
             return values
         }
 
@@ -79,43 +104,54 @@ public struct ModelMetadata: Sendable, Equatable {
         try expect("arch", Self.arch)
         precision = try get("precision")
         guard precision == "fp32" || precision == "int8" else { throw bad("precision", "'\(precision)', expected fp32 or int8") }
-        width = try positiveInt("width")
-        embedDim = try positiveInt("embed_dim")
-        let k = try positiveInt("num_classes")
+        width = try positiveInt("width", in: Limits.width)
+        embedDim = try positiveInt("embed_dim", in: Limits.embedDim)
+        let k = try positiveInt("num_classes", in: Limits.numClasses)
         guard let names = try json("classes") as? [Any], names.allSatisfy({ $0 is String }) else {
             throw bad("classes", "expected a JSON list of strings")
         }
         classes = names.map { $0 as! String }
         guard classes.count == k else { throw bad("classes", "\(classes.count) names for num_classes \(k)") }
-        imageSize = try positiveInt("image_size")
-        guard imageSize >= 32 else { throw bad("image_size", "\(imageSize) is too small for the ResNet") }
+        if let long = classes.first(where: { $0.isEmpty || $0.utf8.count > Limits.classNameBytes }) {
+            throw bad("classes", "class name of \(long.utf8.count) bytes (1...\(Limits.classNameBytes))")
+        }
+        imageSize = try positiveInt("image_size", in: Limits.imageSize)
         imageMean = try floats("image_mean", count: 3)
         imageStd = try floats("image_std", count: 3)
         guard imageStd.allSatisfy({ $0 > 0 }) else { throw bad("image_std", "values must be positive") }
 
         guard let af = try json("audio_features") as? [String: Any] else { throw bad("audio_features", "expected a JSON object") }
-        func afNumber(_ name: String) throws -> Double {
-            guard let n = af[name] as? NSNumber, n.doubleValue.isFinite, n.doubleValue > 0 else {
+        func afNumber(_ name: String, in range: ClosedRange<Double>) throws -> Double {
+            guard let n = af[name] as? NSNumber, n.objCType.pointee != 99, n.doubleValue.isFinite, n.doubleValue > 0 else {
                 throw bad("audio_features", "'\(name)' missing or not a positive number")
+            }
+            guard range.contains(n.doubleValue) else {
+                throw bad("audio_features", "'\(name)' \(n.doubleValue) is outside \(range.lowerBound)...\(range.upperBound)")
             }
             return n.doubleValue
         }
-        func afInt(_ name: String) throws -> Int {
-            let d = try afNumber(name)
+        // Range first, then the conversion: Int(1e300) would trap.
+        func afInt(_ name: String, in range: ClosedRange<Int>) throws -> Int {
+            let d = try afNumber(name, in: Double(range.lowerBound)...Double(range.upperBound))
             guard d == d.rounded() else { throw bad("audio_features", "'\(name)' is not an integer") }
             return Int(d)
         }
-        audio = AudioFeatureSpec(sampleRate: try afInt("sample_rate"), nFFT: try afInt("n_fft"), hop: try afInt("hop"),
-                                 melBands: try afInt("n_mels"), maxFrequency: try afNumber("fmax"),
-                                 topDB: try afNumber("top_db"), frames: try afInt("frames"))
-        guard audio.frames >= 32, audio.melBands >= 32 else {
-            throw bad("audio_features", "\(audio.frames)x\(audio.melBands) input is too small for the ResNet")
-        }
+        let sampleRate = try afInt("sample_rate", in: Limits.sampleRate)
+        let nFFT = try afInt("n_fft", in: Limits.nFFT)
+        let melBands = try afInt("n_mels", in: Limits.melBands)
+        let frames = try afInt("frames", in: Limits.frames)
+        audio = AudioFeatureSpec(sampleRate: sampleRate, nFFT: nFFT, hop: try afInt("hop", in: 1...nFFT), melBands: melBands,
+                                 maxFrequency: try afNumber("fmax", in: 1...Double(sampleRate) / 2),
+                                 topDB: try afNumber("top_db", in: Limits.topDB), frames: frames)
 
         if raw["cluster_to_class"] != nil {
-            guard let list = try json("cluster_to_class") as? [Any],
-                  let map = Optional(list.compactMap { ($0 as? NSNumber).map { $0.intValue } }), map.count == list.count,
-                  map.allSatisfy({ (0..<k).contains($0) }) else {
+            // Each entry is checked as a Double before it becomes an Int.
+            guard let list = try json("cluster_to_class") as? [Any], list.count <= Limits.numClasses.upperBound,
+                  let map = Optional(list.compactMap { item -> Int? in
+                      guard let n = item as? NSNumber, n.objCType.pointee != 99, n.doubleValue == n.doubleValue.rounded(),
+                            n.doubleValue >= 0, n.doubleValue < Double(k) else { return nil }
+                      return Int(n.doubleValue)
+                  }), map.count == list.count else {
                 throw bad("cluster_to_class", "expected a JSON list of class indices below \(k)")
             }
             clusterToClass = map

@@ -21,6 +21,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case wrongDType(tensor: String, expected: String, found: String)
     case wrongShape(tensor: String, expected: [Int], found: [Int])
     case nonFinite(tensor: String, index: Int, value: Float)
+    /// Finite, but larger than any trained weight or quantisation parameter (`SafeTensorsFile.maxMagnitude`).
+    case implausibleValue(tensor: String, index: Int, value: Float, limit: Float)
     case missingMetadata(key: String)
     case badMetadata(key: String, reason: String)
     case checksumMismatch(recorded: String, computed: String)
@@ -31,7 +33,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
         case .malformedEntry(let t, _), .unknownDType(let t, _), .offsetsOutOfRange(let t, _, _, _),
              .overlappingOffsets(let t, _), .gapInData(let t, _, _), .byteCountMismatch(let t, _, _, _),
              .missingTensor(let t), .unexpectedTensor(let t), .wrongDType(let t, _, _), .wrongShape(let t, _, _),
-             .nonFinite(let t, _, _):
+             .nonFinite(let t, _, _), .implausibleValue(let t, _, _, _):
             return t
         default:
             return nil
@@ -62,6 +64,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
         case .wrongDType(let t, let e, let f): return "tensor '\(t)': dtype \(f), expected \(e)"
         case .wrongShape(let t, let e, let f): return "tensor '\(t)': shape \(f), expected \(e)"
         case .nonFinite(let t, let i, let v): return "tensor '\(t)': non-finite value \(v) at element \(i)"
+        case .implausibleValue(let t, let i, let v, let limit):
+            return "tensor '\(t)': value \(v) at element \(i) is beyond ±\(limit), larger than any trained weight (crafted or corrupt file?)"
         case .missingMetadata(let k): return "metadata '\(k)' is missing"
         case .badMetadata(let k, let reason): return "metadata '\(k)' is malformed: \(reason)"
         case .checksumMismatch(let recorded, let computed):

@@ -64,6 +64,14 @@ public final class SafeTensorsFile: WeightSource {
     private let byName: [String: Int]
     private let mapping: UnsafeMutableRawPointer?
 
+    /// Largest |value| accepted in an F32 tensor. The shipped models stay below 20 (the dictionary, the
+    /// affine and loc.scale; BN-folded conv weights below 10) and int8 files store at most 255 (zero points);
+    /// 1e6 leaves five orders of magnitude for other trainings, and refuses the finite but huge values of a
+    /// crafted file before they overflow activations to infinity and reach a Float→Int conversion.
+    public static let maxMagnitude: Float = 1e6
+    /// Longest JSON header accepted (safetensors' own limit); a real one is a few tens of KB.
+    public static let maxHeaderLength = 100 << 20
+
     /// Maps and validates the file at `path`; throws `ModelFileError`.
     public init(path: String) throws {
         self.path = path
@@ -81,7 +89,7 @@ public final class SafeTensorsFile: WeightSource {
         mapping = m
         // From here on, deinit unmaps if init throws.
         let declared = UInt64(littleEndian: UnsafeRawPointer(m).loadUnaligned(as: UInt64.self))
-        guard declared >= 2, declared <= UInt64(fileSize - 8) else {
+        guard declared >= 2, declared <= UInt64(fileSize - 8), declared <= UInt64(Self.maxHeaderLength) else {
             throw ModelFileError.badHeaderLength(declared: declared, fileSize: fileSize)
         }
         headerLength = Int(declared)
@@ -116,6 +124,15 @@ public final class SafeTensorsFile: WeightSource {
     }
 
     /// Hex SHA-256 of the data section.
+    ///
+    /// The checksum covers the data section only, as Models/FORMAT.md and Tools/dsol/export.py define it, and
+    /// that is kept: every shipped file and every file the exporter writes must keep loading, and the exporter
+    /// hashes the data before it writes the header that holds the hash. A hash over the header would not
+    /// stop a crafted file anyway (whoever edits the header recomputes it; it detects corruption, it is no
+    /// signature). The header is protected differently: it must be a well-formed JSON object no longer than
+    /// `maxHeaderLength`, every entry's shape and offsets are checked with overflow-checked arithmetic
+    /// against the file, every metadata number is range-checked before use (`ModelMetadata.Limits`), and
+    /// every F32 value must be finite and within `maxMagnitude` (`withFloats`).
     public func computeChecksum() -> String {
         SHA256.hex(dataSection)
     }
@@ -151,13 +168,13 @@ public final class SafeTensorsFile: WeightSource {
         }
     }
 
-    /// Copies an F32 tensor out, rejecting NaN and infinity; shape checks are `validate`'s job.
+    /// Copies an F32 tensor out, rejecting NaN, infinity and values beyond `maxMagnitude`; shape checks are `validate`'s job.
     public func floats(_ name: String) throws -> [Float] {
         try withFloats(name) { Array($0) }
     }
 
     /// Calls `body` with an F32 tensor's values straight from the mapping (copied only when the file
-    /// misaligns them), rejecting NaN and infinity; the tensor's pages are released afterwards.
+    /// misaligns them), rejecting NaN, infinity and values beyond `maxMagnitude`; the tensor's pages are released afterwards.
     public func withFloats<R>(_ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         guard let t = info(name) else { throw ModelFileError.missingTensor(name) }
         guard t.dtype == .f32 else { throw ModelFileError.wrongDType(tensor: name, expected: "F32", found: t.dtype.rawValue) }
@@ -165,8 +182,10 @@ public final class SafeTensorsFile: WeightSource {
         let raw = bytes(of: t)
         let n = t.elementCount
         func checked(_ values: UnsafeBufferPointer<Float>) throws -> R {
-            for i in 0..<n where !values[i].isFinite {
-                throw ModelFileError.nonFinite(tensor: name, index: i, value: values[i])
+            // `!(|x| <= limit)` also catches NaN.
+            for i in 0..<n where !(abs(values[i]) <= Self.maxMagnitude) {
+                if !values[i].isFinite { throw ModelFileError.nonFinite(tensor: name, index: i, value: values[i]) }
+                throw ModelFileError.implausibleValue(tensor: name, index: i, value: values[i], limit: Self.maxMagnitude)
             }
             return try body(values)
         }

@@ -105,7 +105,7 @@ struct InferCommand: ParsableCommand {
     static func printDistribution(_ title: String, _ classes: [String], _ p: UnsafeBufferPointer<Float>) {
         say("\(title):")
         for k in (0..<classes.count).sorted(by: { p[$0] > p[$1] }) {
-            let bar = String(repeating: "#", count: Int((p[k] * 40).rounded()))
+            let bar = String(repeating: "#", count: p[k].isNaN ? 0 : Int(max(0, min(40, (p[k] * 40).rounded()))))
             say(String(format: "  %@ %.3f %@", classes[k].padding(toLength: 16, withPad: " ", startingAt: 0), p[k], bar))
         }
     }

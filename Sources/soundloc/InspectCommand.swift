@@ -64,7 +64,7 @@ struct InspectCommand: ParsableCommand {
             do {
                 try file.validate(against: DSOLModel.tensorSpecs(for: m))
                 for t in file.tensors where t.dtype == .f32 { _ = try file.floats(t.name) }
-                line("tensors: ok (names, dtypes and shapes as FORMAT.md, all float values finite)")
+                line("tensors: ok (names, dtypes and shapes as FORMAT.md, all float values finite and within ±\(SafeTensorsFile.maxMagnitude))")
             } catch {
                 line("tensors: FAILED: \(error)")
                 problems.append("tensors: \(error)")

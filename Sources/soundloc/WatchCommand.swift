@@ -301,7 +301,8 @@ final class WatchView {
     private static func fmt(_ x: Double?) -> String { String(format: "%.2f", x ?? 0) }
 
     private static func bar(_ value: Double, width: Int) -> String {
-        let filled = max(0, min(width, Int((value * Double(width)).rounded())))
+        // A score from the socket is clamped before it becomes an Int: a huge one would trap the conversion.
+        let filled = value.isNaN ? 0 : Int(max(0, min(Double(width), (value * Double(width)).rounded())))
         return String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
     }
 

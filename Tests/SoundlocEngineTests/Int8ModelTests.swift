@@ -135,6 +135,21 @@ final class Int8ModelTests: XCTestCase {
         f = pristine
         f.setFloat("audio.conv1.input_quant", index: 1, 300)
         XCTAssertEqual(try loadError(f)?.tensor, "audio.conv1.input_quant")
+        // Scales that are not normal floats, or that overflow the requantisation multiplier.
+        f = pristine
+        f.setFloat("vision.layer1.0.conv1.weight_scale", index: 2, 1e-42)
+        XCTAssertEqual(try loadError(f)?.tensor, "vision.layer1.0.conv1.weight_scale")
+        f = pristine
+        f.setFloat("audio.conv1.input_quant", index: 0, 1e-40)
+        XCTAssertEqual(try loadError(f)?.tensor, "audio.conv1.input_quant")
+        f = pristine
+        f.setFloat("vision.layer2.1.conv2.weight_scale", index: 0, 1e6)
+        f.setFloat("vision.layer2.1.conv2.output_quant", index: 0, 1.2e-38)  // input · 1e6 / 1.2e-38 overflows Float
+        guard case .malformedEntry("vision.layer2.1.conv2.weight_scale", let why)? = try loadError(f) else { return XCTFail("multiplier") }
+        XCTAssertTrue(why.contains("multiplier overflow"), why)
+        f = pristine
+        f.setFloat("audio.layer1.0.conv2.weight_scale", index: 0, 5e6)
+        XCTAssertEqual(try loadError(f), .implausibleValue(tensor: "audio.layer1.0.conv2.weight_scale", index: 0, value: 5e6, limit: 1e6))
         // An fp32 file that claims int8, and an int8 file that claims fp32.
         var g = try EditableSafeTensors(contentsOf: URL(fileURLWithPath: Self.fixture))
         g.metadata["precision"] = "int8"

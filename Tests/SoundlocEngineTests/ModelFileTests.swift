@@ -171,6 +171,92 @@ final class ModelFileTests: XCTestCase {
         }
     }
 
+    func testFiniteButHugeWeightsAreRefusedBeforeAnyConversion() throws {
+        // Finite values that would overflow activations to infinity (and trap a later Float→Int conversion).
+        for (value, name) in [(Float(1e30), victim), (-Float.greatestFiniteMagnitude, "loc.scale"), (Float(1.5e6), "dsol.affine")] {
+            var f = pristine!
+            f.setFloat(name, index: 0, value)
+            let err = loadError(try f.bytes())
+            guard case let .implausibleValue(tensor, 0, stored, limit)? = err else { XCTFail("\(String(describing: err))"); continue }
+            XCTAssertEqual(tensor, name)
+            XCTAssertEqual(stored, value)
+            XCTAssertEqual(limit, 1e6)
+            XCTAssertTrue(err!.description.contains("beyond ±1000000.0"), err!.description)
+        }
+        // The quantiser reads the same file through the same check: refused, not calibrated into a trap.
+        var f = pristine!
+        f.setFloat(victim, index: 3, 3e37)
+        let url = dir.appendingPathComponent("huge.safetensors")
+        try f.write(to: url)
+        XCTAssertThrowsError(try DSOLQuantizer.quantize(modelPath: url.path, method: .minmax, count: 1, calibrationData: "",
+                                                        sample: { _ in DSOLQuantizer.Sample(image: [], audio: []) })) {
+            XCTAssertEqual($0 as? ModelFileError, .implausibleValue(tensor: victim, index: 3, value: 3e37, limit: 1e6))
+        }
+    }
+
+    func testAbsurdMetadataNumbersAreRefusedBeforeTheySizeAnything() throws {
+        let audio = { (change: String) -> String in
+            var fields = ["\"sample_rate\": 16000", "\"n_fft\": 160", "\"hop\": 80", "\"n_mels\": 64", "\"fmax\": 8000",
+                          "\"top_db\": 80", "\"frames\": 201"]
+            let key = change.split(separator: ":")[0]
+            fields.removeAll { $0.hasPrefix(key) }
+            return "{" + (fields + [change]).joined(separator: ", ") + "}"
+        }
+        let cases: [(String, String, String)] = [
+            ("width", "9223372036854775807", "outside 1...128"),        // 8·width would overflow
+            ("width", "1000000000000", "outside 1...128"),
+            ("width", "99999999999999999999999", "not a positive integer"),  // does not fit an Int
+            ("width", "0", "not a positive integer"),
+            ("embed_dim", "4611686018427387904", "outside 1...4096"),
+            ("num_classes", "1000000", "outside 1...1000"),
+            ("image_size", "100000", "outside 32...1024"),
+            ("image_size", "16", "outside 32...1024"),
+            ("image_mean", "[1e30, 0, 0]", "values must lie in -1000.0...1000.0"),
+            ("image_std", "[3e38, 1, 1]", "values must lie in"),
+            ("audio_features", audio("\"frames\": 1e300"), "'frames' 1e+300 is outside 32.0...4096.0"),  // Int(1e300) traps
+            ("audio_features", audio("\"hop\": 9.2e18"), "'hop'"),
+            ("audio_features", audio("\"n_fft\": -160"), "'n_fft' missing or not a positive number"),
+            ("audio_features", audio("\"sample_rate\": 1e12"), "'sample_rate'"),
+            ("audio_features", audio("\"n_mels\": 100000"), "'n_mels' 100000.0 is outside 32.0...512.0"),
+            ("audio_features", audio("\"fmax\": 1e9"), "'fmax'"),
+            ("audio_features", audio("\"top_db\": 1e308"), "'top_db'"),
+            ("audio_features", audio("\"frames\": true"), "'frames' missing or not a positive number"),
+            ("cluster_to_class", "[0, 1e300]", "expected a JSON list of class indices below 11"),
+            ("cluster_to_class", "[-1]", "expected a JSON list of class indices below 11"),
+        ]
+        for (key, value, phrase) in cases {
+            var f = pristine!
+            f.metadata[key] = value
+            let err = loadError(try f.bytes())
+            guard case let .badMetadata(k, reason)? = err else { XCTFail("\(key)=\(value): \(String(describing: err))"); continue }
+            XCTAssertEqual(k, key)
+            XCTAssertTrue(reason.contains(phrase), "\(key)=\(value): \(reason)")
+        }
+    }
+
+    func testNegativeAndOverflowingSizesInTheHeaderAreRefused() throws {
+        func entryError(_ key: String, _ value: Any) -> ModelFileError? {
+            var f = pristine!
+            f.set(victim, key, value)
+            return loadError(try! f.bytes())
+        }
+        for shape in [[-1, 8, 3, 3], [1 << 62, 4, 1, 1], [3_000_000_000, 3_000_000_000, 3_000_000_000, 1]] as [[Int]] {
+            let err = entryError("shape", shape)
+            XCTAssertEqual(err?.tensor, victim, "\(shape): \(String(describing: err))")
+        }
+        for offsets in [[-8, 0], [0, -1], [10, 5]] as [[Int]] {
+            guard case .malformedEntry(victim, _)? = entryError("data_offsets", offsets) else { return XCTFail("\(offsets)") }
+        }
+        guard case .malformedEntry(victim, _)? = entryError("data_offsets", [0, 1e300]) else { return XCTFail("1e300") }
+        guard case .offsetsOutOfRange(victim, _, _, _)? = entryError("data_offsets", [0, 1 << 52]) else { return XCTFail("2^52") }
+        // A header length field past the file, or past safetensors' 100 MB header limit.
+        var bytes = try pristine.bytes()
+        for length in [UInt64.max, 1 << 63, UInt64(bytes.count)] {
+            withUnsafeBytes(of: length.littleEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+            guard case .badHeaderLength? = loadError(bytes) else { return XCTFail("\(length)") }
+        }
+    }
+
     func testChecksumMismatch() throws {
         var f = pristine!
         f.data[f.data.count / 2] ^= 0x01

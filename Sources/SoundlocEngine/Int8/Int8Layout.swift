@@ -64,8 +64,9 @@ public struct Int8ConvSpec: Sendable, Equatable {
 extension ActivationQuantization {
     /// Reads `[scale, zero point]` as stored in int8 files; `tensor` names it in errors.
     public init(stored v: [Float], tensor: String) throws {
-        guard v.count == 2, v[0].isFinite, v[0] > 0, v[1] == v[1].rounded(), (0...255).contains(v[1]) else {
-            throw ModelFileError.malformedEntry(tensor: tensor, reason: "quantisation parameters must be [scale > 0, zero point in 0...255], got \(v)")
+        // A normal scale keeps every ratio the requantisation computes from it finite.
+        guard v.count == 2, v[0].isFinite, v[0] >= Float.leastNormalMagnitude, v[1] == v[1].rounded(), (0...255).contains(v[1]) else {
+            throw ModelFileError.malformedEntry(tensor: tensor, reason: "quantisation parameters must be [scale > 0 (a normal float), zero point in 0...255], got \(v)")
         }
         self.init(scale: v[0], zeroPoint: Int32(v[1]))
     }

@@ -63,8 +63,17 @@ public final class QuantizedResNet18S5: BackboneTrunk {
             }
             acts[s.output] = outQ
             let scales = try weights.array("\(s.name).weight_scale")
-            guard scales.allSatisfy({ $0 > 0 }) else {
-                throw ModelFileError.malformedEntry(tensor: "\(s.name).weight_scale", reason: "scales must be positive")
+            guard scales.allSatisfy({ $0 >= Float.leastNormalMagnitude }) else {
+                throw ModelFileError.malformedEntry(tensor: "\(s.name).weight_scale", reason: "scales must be positive normal floats")
+            }
+            // The requantisation multipliers the kernels turn into integers must be finite.
+            let residualQ = s.residual.map { acts[$0]! }
+            if let bad = scales.firstIndex(where: { !(inQ.scale * $0 / outQ.scale).isFinite }) {
+                throw ModelFileError.malformedEntry(tensor: "\(s.name).weight_scale",
+                                                    reason: "element \(bad) makes the output multiplier overflow (\(inQ.scale) · \(scales[bad]) / \(outQ.scale))")
+            }
+            if let residualQ, !(residualQ.scale / outQ.scale).isFinite {
+                throw ModelFileError.malformedEntry(tensor: "\(s.name).output_quant", reason: "the residual multiplier overflows")
             }
             let codes = try weights.int8s("\(s.name).weight")
             if let bad = codes.firstIndex(of: -128) {
@@ -77,7 +86,7 @@ public final class QuantizedResNet18S5: BackboneTrunk {
             do {
                 convs.append(try QuantizedConv2D(weightOHWI: codes, weightScale: scales, bias: bias, inChannels: s.inChannels,
                                                  outChannels: s.outChannels, kernel: s.kernel, stride: s.stride, input: inQ,
-                                                 output: outQ, relu: s.relu, residual: s.residual.map { acts[$0]! }))
+                                                 output: outQ, relu: s.relu, residual: residualQ))
             } catch let e as KernelError {
                 throw ModelFileError.malformedEntry(tensor: "\(s.name).weight", reason: e.description)
             }

@@ -21,7 +21,8 @@ public struct ActivationQuantization: Equatable, Sendable, Codable {
     public init(range: ClosedRange<Float>) {
         let lower = min(range.lowerBound, 0), upper = max(range.upperBound, 0)
         scale = max(upper - lower, 1e-8) / 255
-        zeroPoint = Int32(max(0, min(255, (-lower / scale).rounded())))
+        let zero = (-lower / scale).rounded()
+        zeroPoint = zero.isNaN ? 0 : Int32(max(0, min(255, zero)))  // checked before the conversion, NaN included
     }
 }
 
@@ -48,7 +49,9 @@ public struct ActivationHistogram: Sendable {
         let scale = Float(counts.count) / (upper - lower)
         let last = counts.count - 1
         for value in values {
-            counts[max(0, min(last, Int((value - lower) * scale)))] += 1
+            // Clamped as a Float before it becomes an Int: an infinite or NaN activation must not trap.
+            let bin = (value - lower) * scale
+            counts[bin.isNaN ? 0 : Int(max(0, min(Float(last), bin)))] += 1
         }
         total += Double(values.count)
     }
