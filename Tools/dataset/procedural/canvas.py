@@ -188,8 +188,7 @@ class Canvas:
         span = np.ptp(a, axis=0)
         shrunk = c + (a - c) * 0.55 - np.array([0.18 * span[0], 0.12 * span[1]])
         p = np.asarray([self.px(x, y) for x, y in pts])
-        x0, y0 = np.maximum(np.floor(p.min(axis=0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(p.max(axis=0)).astype(int) + 1, self.image.size)
+        x0, y0, x1, y1 = self._pixel_box(p)
         if x1 <= x0 or y1 <= y0:
             return
         size, off = (int(x1 - x0), int(y1 - y0)), np.array([x0, y0])
@@ -202,13 +201,18 @@ class Canvas:
         region.paste(_rgba(light), mask=ImageChops.multiply(shape, mask))
         self.image.paste(region, box)
 
+    def _pixel_box(self, p: np.ndarray) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of canvas pixels p, clipped to the canvas (empty if x1 <= x0 or y1 <= y0)."""
+        x0, y0 = np.maximum(np.floor(p.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(p.max(axis=0)).astype(int) + 1, self.image.size)
+        return int(x0), int(y0), int(x1), int(y1)
+
     def _textured(self, p, fill) -> None:
         """Refill the polygon (canvas pixels p) with fill times the style's texture factors."""
         if self._texture is None:
             self._texture = self.style.texture.field(*self.image.size, self.scale)
         a = np.asarray(p)
-        x0, y0 = np.maximum(np.floor(a.min(axis=0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(a.max(axis=0)).astype(int) + 1, self.image.size)
+        x0, y0, x1, y1 = self._pixel_box(a)
         if x1 <= x0 or y1 <= y0:
             return
         mask = Image.new("L", (int(x1 - x0), int(y1 - y0)), 0)
