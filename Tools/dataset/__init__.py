@@ -1,7 +1,7 @@
 """soundloc data-set builder: MUSIC-Synthetic-style scenes from instrument
 pictures and sounds shipped in Debian and PyPI packages (see README.md)."""
 
-BUILDER_VERSION = "1.1.0"
+BUILDER_VERSION = "1.2.0"
 
 # MUSIC class order (SPEC section 2); category_id = index into this list.
 CLASSES = [

@@ -436,18 +436,20 @@ PROCEDURAL_PACKAGE = "soundloc"
 PROCEDURAL_LICENCE = ("same as the soundloc project", "soundloc authors (drawn by Tools/dataset/procedural)")
 
 
-def procedural_drawings(per_class: int) -> dict[str, list[Drawing]]:
+def procedural_drawings(per_class: int, looks=()) -> dict[str, list[Drawing]]:
     """`per_class` procedural drawings of each class, all in the training split only, so that
-    validation and test keep measuring the packages' held-out drawings."""
+    validation and test keep measuring the packages' held-out drawings. With `looks` (see
+    dataset.procedural) each variant gets one of them, named at the end of its id."""
     from . import procedural
     out: dict[str, list[Drawing]] = {c: [] for c in CLASSES}
     for cls in CLASSES:
         for v in range(per_class):
+            look = procedural.look_of(cls, v, looks)
             src = DrawingSource(f"procedural/{cls}/{v}", cls, PROCEDURAL_PACKAGE, "procedural",
-                                "Tools/dataset/procedural", str(v))
-            im = procedural.draw(cls, v, MAX_SIDE)
-            out[cls].append(Drawing(f"{cls}:procedural-{v:03d}", cls, [src], im, content_hash(im),
-                                    ["train"], procedural=True))
+                                "Tools/dataset/procedural", str(v), note=f"look: {look}" if look else "")
+            im = procedural.draw(cls, v, MAX_SIDE, looks)
+            out[cls].append(Drawing(f"{cls}:procedural-{v:03d}" + (f"-{look}" if look else ""), cls, [src], im,
+                                    content_hash(im), ["train"], procedural=True))
     return out
 
 

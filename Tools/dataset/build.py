@@ -3,6 +3,10 @@
     cd Tools && python3 -m dataset.build --out DIR --seed S [--size tiny|small|full]
         [--solo N] [--synthetic N] [--free N] [--splits train,val,test]
         [--workers N] [--resume] [--test-family A|B] [--procedural N [--procedural-share P]]
+        [--styles LOOKS] [--rotation DEG] [--aspect A] [--occlusion P] [--distractors N] [--reverb P]
+
+The last six add variety to the training split only (dataset.variety); validation and test
+scenes stay byte-identical to a build without them.
 
 Layout of DIR:
     manifest.json                       scenes, objects, assets, provenance, splits
@@ -28,7 +32,9 @@ import numpy as np
 
 from . import BUILDER_VERSION, CLASSES, CLIP_SAMPLES, IMAGE_SIZE, SAMPLE_RATE, SPLITS
 from . import assets as A
+from .procedural.canvas import LOOKS
 from .scenes import KINDS, Catalogue, to_pcm16
+from .variety import ROTATION, Variety, variety_rng
 from .synth import PROGRAMS
 
 SIZES = {  # scenes per kind over all splits
@@ -118,7 +124,10 @@ def _init(cat, out, seed):
 def _make(task):
     split, kind, i = task
     rng = scene_rng(_SEED, kind, split, i)
-    image, audio, objects, extra = KINDS[kind](split, i, _CAT, rng)
+    vrng = None  # the training split's extras draw from a generator of their own
+    if split == "train" and _CAT.variety.scene_extras():
+        vrng = variety_rng(_SEED, KIND_CODE[kind], split, i)
+    image, audio, objects, extra = KINDS[kind](split, i, _CAT, rng, vrng=vrng)
     img_rel, wav_rel = rel_paths(split, kind, i)
     write_png(os.path.join(_OUT, img_rel), image)
     write_wav(os.path.join(_OUT, wav_rel), audio)
@@ -204,15 +213,20 @@ def check_procedural(per_class: int, share: float) -> None:
 
 def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
           resume: bool = False, test_family: str = "B", quiet: bool = False,
-          procedural: int = 0, procedural_share: float = 0.5) -> dict:
+          procedural: int = 0, procedural_share: float = 0.5, variety: Variety | None = None) -> dict:
     """procedural: drawings per class from Tools/dataset/procedural added to the training
-    split; procedural_share: the chance that a training object uses one of them."""
+    split; procedural_share: the chance that a training object uses one of them; variety: the
+    training split's extras (looks of the procedural drawings, rotation, aspect, occlusion,
+    distractors, reverb; see dataset.variety)."""
     t0 = time.time()
     check_procedural(procedural, procedural_share)
+    variety = variety or Variety()
     params = {"seed": seed, "counts": counts, "splits": splits, "test_family": test_family,
               "builder_version": BUILDER_VERSION}
     if procedural:
         params["procedural"] = {"per_class": procedural, "share": procedural_share}
+    if variety.params():
+        params["variety"] = variety.params()
     os.makedirs(out, exist_ok=True)
     journal_dir = os.path.join(out, JOURNAL)
     if os.path.exists(os.path.join(out, "manifest.json")) or os.path.isdir(journal_dir):
@@ -239,13 +253,13 @@ def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
 
     drawings = A.load_drawings()
     if procedural:
-        drawn = A.procedural_drawings(procedural)
+        drawn = A.procedural_drawings(procedural, variety.styles)
         drawings = {c: drawings[c] + drawn[c] for c in CLASSES}
     backgrounds = A.load_backgrounds()
     soundfonts = A.load_soundfonts()
     families = A.split_families(test_family)
     cat = Catalogue(drawings, backgrounds, soundfonts, families,
-                    procedural_share if procedural else 0.0)
+                    procedural_share if procedural else 0.0, variety)
 
     # previous results: journal lines plus scenes of an earlier manifest
     done: dict[str, dict] = {}
@@ -373,12 +387,34 @@ def main(argv=None):
                          "(validation and test keep the packages' drawings only)")
     ap.add_argument("--procedural-share", type=float, default=0.5, metavar="P",
                     help="chance that a training object uses a procedural drawing (default 0.5)")
+    ap.add_argument("--styles", default="", metavar="LOOKS",
+                    help=f"looks of the procedural drawings, comma-separated from {','.join(LOOKS)}, "
+                         "or all (default: the classic mix)")
+    ap.add_argument("--rotation", type=float, default=ROTATION, metavar="DEG",
+                    help=f"rotate training objects by up to DEG degrees either way (default {ROTATION:g}, "
+                         "what validation and test always get)")
+    ap.add_argument("--aspect", type=float, default=0.0, metavar="A",
+                    help="scale a training object's width/height by exp(U(-A, A)) (default 0)")
+    ap.add_argument("--occlusion", type=float, default=0.0, metavar="P",
+                    help="chance that a training object is 10-35%% hidden behind a patch or a thing; "
+                         "its box is what stays visible (default 0)")
+    ap.add_argument("--distractors", type=float, default=0.0, metavar="N",
+                    help="mean number of silent everyday things (lamp, cup, chair, book, plant, ball, "
+                         "clock) per training frame, listed under the scene's distractors (default 0)")
+    ap.add_argument("--reverb", type=float, default=0.0, metavar="P",
+                    help="chance that a training scene's audio gets a synthetic room's reverb (default 0)")
     ap.add_argument("--check", action="store_true", help="only check that the assets are installed")
     args = ap.parse_args(argv)
     try:  # before the asset check: a typo should not wait for it
         check_procedural(args.procedural, args.procedural_share)
+        variety = Variety(styles=LOOKS if args.styles == "all" else [k for k in args.styles.split(",") if k],
+                          rotation=args.rotation, aspect=args.aspect, occlusion=args.occlusion,
+                          distractors=args.distractors, reverb=args.reverb)
     except ValueError as e:
         ap.error(str(e))
+    if variety.styles and not (args.procedural or args.distractors or args.occlusion):
+        ap.error("--styles gives looks to procedural drawings and everyday things: "
+                 "it needs --procedural, --distractors or --occlusion")
     problems = A.check()
     if problems:
         print("missing assets:\n  " + "\n  ".join(problems) + f"\n{A.INSTALL_HINT}", file=sys.stderr)
@@ -395,7 +431,7 @@ def main(argv=None):
     if bad:
         ap.error(f"unknown split(s): {bad}")
     build(args.out, args.seed, counts, splits, max(1, args.workers), args.resume, args.test_family,
-          procedural=args.procedural, procedural_share=args.procedural_share)
+          procedural=args.procedural, procedural_share=args.procedural_share, variety=variety)
     return 0
 
 

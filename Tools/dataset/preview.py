@@ -1,5 +1,6 @@
 """Contact sheet of built scenes with their boxes (green = sounding, grey =
-silent), for a person to look at the data.
+silent, thin orange = a silent everyday thing, see --distractors), for a person
+to look at the data.
 
     cd Tools && python3 -m dataset.preview --data DIR --out preview.png [--per-kind 6]
 """
@@ -12,7 +13,7 @@ import sys
 
 from PIL import Image, ImageDraw
 
-GREEN, GREY = (40, 230, 60), (150, 150, 150)
+GREEN, GREY, ORANGE = (40, 230, 60), (150, 150, 150), (245, 150, 30)
 
 
 def sheet(data: str, per_kind: int = 6, split: str | None = None, scale: int = 2) -> Image.Image:
@@ -40,6 +41,10 @@ def sheet(data: str, per_kind: int = 6, split: str | None = None, scale: int = 2
             im = Image.open(os.path.join(data, s["image"])).convert("RGB").resize(
                 (tile, tile), Image.Resampling.NEAREST)
             d = ImageDraw.Draw(im)
+            for t in s.get("distractors", []):
+                bx, by, bw, bh = (v * tile for v in t["box"])
+                d.rectangle([bx, by, bx + bw - 1, by + bh - 1], outline=ORANGE, width=1)
+                d.text((bx + 3, by + bh - 12), t["thing"], fill=ORANGE)
             for o in s["objects"]:
                 bx, by, bw, bh = (v * tile for v in o["box"])
                 col = GREEN if o["sounding"] else GREY

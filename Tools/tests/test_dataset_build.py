@@ -253,20 +253,40 @@ def test_preview_contact_sheet(built, tmp_path):
     assert np.any(np.all(px == (40, 230, 60), axis=1))  # a green (sounding) box is drawn
 
 
-def test_procedural_drawings_only_change_the_training_split(built, tmp_path):
+VARIETY = {"styles": ["outline", "flat", "shaded", "greyscale", "textured"], "rotation": 30.0, "aspect": 0.2,
+           "occlusion": 0.5, "distractors": 1.0, "reverb": 0.5}
+
+
+@pytest.fixture(scope="module")
+def procedural(tmp_path_factory):
+    """Builds with procedural drawings: without and with every training-split variety option."""
+    require_assets()
+    from dataset.build import build
+    from dataset.variety import Variety
+    out = {}
+    for name, variety in (("plain", None), ("variety", Variety(**VARIETY))):
+        d = str(tmp_path_factory.mktemp("proc") / name)
+        build(d, 11, COUNTS, SPLITS, workers=2, quiet=True, procedural=3, procedural_share=0.5, variety=variety)
+        with open(os.path.join(d, "manifest.json")) as f:
+            out[name] = (d, json.load(f))
+    return out
+
+
+@pytest.mark.parametrize("which", ["plain", "variety"])
+def test_procedural_drawings_only_change_the_training_split(built, procedural, which):
     from dataset.build import build
     a, _, m0 = built
-    p = str(tmp_path / "p")
-    build(p, 11, COUNTS, SPLITS, workers=2, quiet=True, procedural=3, procedural_share=0.5)
-    with open(os.path.join(p, "manifest.json")) as f:
-        m = json.load(f)
+    p, m = procedural[which]
     assert m["build_params"]["procedural"] == {"per_class": 3, "share": 0.5}
+    assert m["build_params"].get("variety") == (VARIETY if which == "variety" else None)
     # validation and test scenes are byte-identical to the build without procedural drawings
+    # (and without any of the training split's variety options)
     for sp in ("val", "test"):
         files = [s[k] for s in m["scenes"] if s["split"] == sp for k in ("image", "audio")]
         _, mismatch, errors = filecmp.cmpfiles(a, p, files, shallow=False)
         assert not mismatch and not errors, mismatch[:5]
         assert m["splits"][sp]["drawings"] == m0["splits"][sp]["drawings"]
+        assert [s for s in m["scenes"] if s["split"] == sp] == [s for s in m0["scenes"] if s["split"] == sp]
     drawn = {d["id"]: d for d in m["assets"]["drawings"] if d["procedural"]}
     assert len(drawn) == 3 * len(CLASSES)
     for d in drawn.values():
@@ -281,7 +301,73 @@ def test_procedural_drawings_only_change_the_training_split(built, tmp_path):
     assert not any(o["drawing"] in drawn for s in m["scenes"] if s["split"] != "train"
                    for o in s["objects"])
     with pytest.raises(SystemExit):  # resuming with other procedural settings is refused
-        build(p, 11, COUNTS, SPLITS, workers=1, resume=True, quiet=True)
+        build(p, 11, COUNTS, SPLITS, workers=1, resume=True, quiet=True, procedural=3,
+              procedural_share=0.5 if which == "variety" else 0.6)
+
+
+def test_variety_keeps_the_training_scenes_and_adds_to_them(procedural):
+    """The options draw from a generator of their own: the training scenes keep their
+    instruments, sounds and (without reverb) their audio bytes, and only gain the extras."""
+    (p, mp), (q, mq) = procedural["plain"], procedural["variety"]
+    train_p = [s for s in mp["scenes"] if s["split"] == "train"]
+    train_q = [s for s in mq["scenes"] if s["split"] == "train"]
+    assert [s["id"] for s in train_p] == [s["id"] for s in train_q]
+    looks = set()
+    for sp, sq in zip(train_p, train_q):
+        key = lambda o: (o["class"], o["sounding"], o["sound"],  # noqa: E731
+                         o["drawing"].removesuffix("-" + o["drawing"].rsplit("-", 1)[-1])
+                         if o["drawing"].rsplit("-", 1)[-1] in VARIETY["styles"] else o["drawing"])
+        assert [key(o) for o in sp["objects"]] == [key(o) for o in sq["objects"]]
+        same_audio = filecmp.cmp(os.path.join(p, sp["audio"]), os.path.join(q, sq["audio"]), shallow=False)
+        assert same_audio == ("reverb" not in sq), sq["id"]
+        looks |= {o["drawing"].rsplit("-", 1)[-1] for o in sq["objects"] if "procedural" in o["drawing"]}
+    assert looks <= set(VARIETY["styles"]) and len(looks) >= 3
+    changed = sum(not filecmp.cmp(os.path.join(p, a["image"]), os.path.join(q, b["image"]), shallow=False)
+                  for a, b in zip(train_p, train_q))
+    assert changed == len(train_q)
+    objs = [o for s in train_q for o in s["objects"]]
+    assert 0.15 < np.mean(["occluded" in o["augment"] for o in objs]) < 0.85
+    assert max(abs(o["augment"]["rotation"]) for o in objs) > 20
+    assert all(np.exp(-0.2) - 1e-3 <= o["augment"]["stretch"] <= np.exp(0.2) + 1e-3 for o in objs)
+    for o in objs:
+        x, y, w, h = o["box"]
+        assert w > 0.01 and h > 0.01 and x >= 0 and y >= 0 and x + w <= 1 + 1e-6 and y + h <= 1 + 1e-6
+        if "occluded" in o["augment"]:
+            assert 0 < o["augment"]["occluded"]["hidden"] <= 0.35
+    assert 0.2 < np.mean(["reverb" in s for s in train_q]) < 0.8
+    for s in train_q:
+        if "reverb" in s:
+            assert 0.2 <= s["reverb"]["rt60"] <= 1.2
+
+
+def test_distractors_are_ignored_by_the_trainer_and_the_annotations(procedural):
+    from dsol.data import load_manifest
+    (p, mp), (q, mq) = procedural["plain"], procedural["variety"]
+    things = [t for s in mq["scenes"] for t in s.get("distractors", [])]
+    assert len(things) > 20
+    assert all(s["split"] == "train" for s in mq["scenes"] if s.get("distractors"))
+    for t in things:
+        assert "class" not in t and "class_id" not in t and t["thing"] not in CLASSES
+        x, y, w, h = t["box"]
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= 1 + 1e-6 and y + h <= 1 + 1e-6
+    # the trainer's objects and the annotation files hold the instruments only
+    (_, sp), (_, sq) = load_manifest(os.path.join(p, "manifest.json")), load_manifest(os.path.join(q, "manifest.json"))
+    assert [[o["class_id"] for o in s.objects] for s in sp] == [[o["class_id"] for o in s.objects] for s in sq]
+    with open(os.path.join(q, "annotations", "train_synthetic.json")) as f:
+        ann = json.load(f)
+    assert all(len(e["bbox"]) == 4 for e in ann.values())
+
+
+def test_variety_options_are_checked(tmp_path):
+    from dataset.build import build, main
+    from dataset.variety import Variety
+    for argv in (["--occlusion", "1.5"], ["--rotation", "-3"], ["--styles", "sepia", "--procedural", "2"],
+                 ["--styles", "flat"], ["--distractors", "12"], ["--reverb", "2"], ["--aspect", "3"]):
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path / "y"), "--seed", "1"] + argv)
+    assert not os.path.exists(tmp_path / "y")
+    with pytest.raises(ValueError):
+        build(str(tmp_path / "x"), 1, COUNTS, SPLITS, variety=Variety(occlusion=2.0))
 
 
 def test_procedural_options_are_checked(tmp_path):
