@@ -304,9 +304,9 @@ class SceneStore:
 
 @dataclass
 class Augment:
-    """Training-time jitter; every audio effect after gain_db is off by default, and an effect
-    that is off draws nothing from the sample's generator (so turning one on changes nothing
-    else in a run that did not use it... except the draws that come after it)."""
+    """Training-time jitter. The audio effects after gain_db are off by default, and an effect
+    that is off draws nothing from the sample's generator, so configs that leave them out get
+    exactly the inputs they got before they existed."""
     flip: float = 0.5
     crop_min: float = 0.85     # each side of the crop is this..1 of the picture's
     brightness: float = 0.3    # factor in 1 ± this
