@@ -51,7 +51,7 @@ def check_augment(aug: Augment | None) -> None:
 class DeviceStore:
     """A split's pictures (uint8 (N, 3, H, W)) and linear mel energies ((N, 201, 64)) on a device."""
 
-    def __init__(self, store: SceneStore, device: torch.device, progress=None):
+    def __init__(self, store: SceneStore, device: torch.device, progress=None, audio: bool = True):
         self.store = store
         self.device = torch.device(device)
         n = len(store)
@@ -66,9 +66,11 @@ class DeviceStore:
             self.images[i] = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(self.device)
             if progress:
                 progress(1)
-        store.load_audio()
-        self.mel = torch.from_numpy(np.ascontiguousarray(store._mel)).to(self.device) if n else \
-            torch.zeros((0, 201, 64), device=self.device)
+        if audio and n:
+            store.load_audio()
+            self.mel = torch.from_numpy(np.ascontiguousarray(store._mel)).to(self.device)
+        else:  # pictures only (dsol.pretrain)
+            self.mel = torch.zeros((0, 201, 64), device=self.device)
         self.mean = torch.tensor(IMAGE_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGE_STD, device=self.device).view(1, 3, 1, 1)
         self.luma = torch.tensor(_LUMA, device=self.device).view(1, 3, 1, 1)

@@ -80,6 +80,7 @@ DEFAULTS: dict = {
     "deterministic": True,
     "limit": None,              # at most N batches per training epoch/round (--limit; smoke runs)
     "init_from": None,          # set by --init: the checkpoint this run's weights started from
+    "vision_init": None,        # set by --vision-init: the vision trunk's starting weights (dsol.pretrain, torchvision)
     "data": {"music": {"fps": 1.0, "val_fraction": 0.1, "frames_per_clip": None,
                        "solo_annotation": None, "duet_annotation": None, "classes": None}},
     "augment": {"enabled": True, "flip": 0.5, "crop_min": 0.85, "brightness": 0.3,
@@ -557,6 +558,35 @@ class Trainer:
             self.log(f"stage 2 from the stage-1 dictionary and pseudo-labels in {path}, "
                      f"affine {[round(x, 4) for x in self.model.dsol.affine.tolist()]}")
         self.log(f"initialised from the weights in {path}")
+
+    def vision_init(self, path: str | Path) -> None:
+        """Start the vision trunk from dsol.pretrain's vision.pt or from a torchvision-layout ResNet-18
+        state dict (its fc layer is dropped; layer4's stride does not change any shape)."""
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise SystemExit(f"--vision-init {path}: not a readable weights file ({e})")
+        if isinstance(st, dict) and isinstance(st.get("vision"), dict):
+            sd = st["vision"]
+        elif isinstance(st, dict) and isinstance(st.get("state_dict", st.get("model")), dict):
+            sd = st.get("state_dict", st.get("model"))
+        else:
+            sd = st
+        if not isinstance(sd, dict):
+            raise SystemExit(f"--vision-init {path}: holds no state dict")
+        sd = {k.removeprefix("module."): v for k, v in sd.items() if not k.removeprefix("module.").startswith("fc.")}
+        own = self.model.vision.state_dict()
+        missing = sorted(set(own) - set(sd) - {k for k in own if k.endswith("num_batches_tracked")})
+        extra = sorted(set(sd) - set(own))
+        if missing or extra:
+            raise SystemExit(f"--vision-init {path}: not a ResNet-18 trunk (missing {missing[:3]}, "
+                             f"unexpected {extra[:3]})")
+        bad = [f"{k} {tuple(v.shape)} (this model: {tuple(own[k].shape)})" for k, v in sd.items()
+               if tuple(v.shape) != tuple(own[k].shape)]
+        if bad:
+            raise SystemExit(f"--vision-init {path}: shapes do not fit width {self.cfg['width']}: {bad[0]}")
+        self.model.vision.load_state_dict(sd, strict=False)
+        self.log(f"vision trunk initialised from {path}")
 
     # ------------------------------------------------ optimisers, freezing
 
@@ -1174,6 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     ap.add_argument("--init", metavar="CKPT", help="start a new run from the model weights of a checkpoint "
                     "(e.g. another run's checkpoints/stage1_final.pt)")
+    ap.add_argument("--vision-init", metavar="FILE", help="start the vision trunk from dsol.pretrain's vision.pt "
+                    "or a torchvision-layout ResNet-18 state dict (e.g. ImageNet weights, width 64)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--width", type=int, help="ResNet base width (64 = the real model)")
     ap.add_argument("--limit", type=int, help="at most N batches per training epoch/round")
@@ -1201,6 +1233,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--init starts a new run; --resume continues one (its weights come from its checkpoint)")
     if args.init and not Path(args.init).is_file():
         ap.error(f"--init: no file {args.init}")
+    if args.vision_init and (args.resume or args.init):
+        ap.error("--vision-init starts a new run's vision trunk; --resume and --init bring all weights")
+    if args.vision_init and not Path(args.vision_init).is_file():
+        ap.error(f"--vision-init: no file {args.vision_init}")
     if args.resume:
         if not last.exists():
             ap.error(f"--resume: no checkpoint at {last}")
@@ -1223,6 +1259,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg[key] = getattr(args, key)
         if args.init:  # recorded with the run: its weights did not start from scratch
             cfg["init_from"] = str(Path(args.init).resolve())
+        if args.vision_init:
+            cfg["vision_init"] = str(Path(args.vision_init).resolve())
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     if args.threads is not None:
@@ -1232,6 +1270,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg, args.data, out, args.device, quiet=args.quiet)
     if args.init:
         trainer.init_from(args.init)
+    if args.vision_init:
+        trainer.vision_init(args.vision_init)
     if args.resume:
         trainer.load(last)
         trainer.log(f"resumed at step {trainer.step}/{len(trainer.plan)} from {last}")
