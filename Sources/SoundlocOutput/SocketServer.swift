@@ -23,15 +23,23 @@ public final class SocketServer: @unchecked Sendable {
         public var highWaterMark: Int
         /// Queued bytes per client past which it is disconnected.
         public var hardLimit: Int
+        /// Clients served at once; one more gets an ERROR line and is closed. Each client costs a queue of up
+        /// to `hardLimit` bytes and a share of every publish, so the cap bounds both.
+        public var maxClients: Int
+
+        /// The default `maxClients`: far more than a board's viewers, far fewer than would slow publishing.
+        public static let defaultMaxClients = 64
 
         public init(path: String, mode: mode_t = 0o660, group: String? = nil,
-                    lowWaterMark: Int = 64 * 1024, highWaterMark: Int = 256 * 1024, hardLimit: Int = 1024 * 1024) {
+                    lowWaterMark: Int = 64 * 1024, highWaterMark: Int = 256 * 1024, hardLimit: Int = 1024 * 1024,
+                    maxClients: Int = defaultMaxClients) {
             self.path = path
             self.mode = mode
             self.group = group
             self.lowWaterMark = lowWaterMark
             self.highWaterMark = max(highWaterMark, lowWaterMark + 1)
             self.hardLimit = max(hardLimit, self.highWaterMark)
+            self.maxClients = max(1, maxClients)
         }
     }
 
@@ -62,6 +70,8 @@ public final class SocketServer: @unchecked Sendable {
     private var nextClientID = 1
     private var latest: LatestFrame?
     private var closed = false
+    /// Per-client objects not yet deallocated (registered or not), for tests and diagnostics.
+    private let liveClients = LiveCount()
     private var warnedAboutMaps = false  // publisher thread only
 
     /// Binds the socket at `configuration.path` and starts serving; `banner` is sent to every client on connect.
@@ -195,6 +205,10 @@ public final class SocketServer: @unchecked Sendable {
     /// Clients connected now.
     public var connectedClients: Int { lock.withLock { clients.count } }
 
+    /// Per-client state objects still in memory. Once clients are gone this returns to 0: anything else is a
+    /// leak (a closure or a table still holding a client).
+    public var retainedClientObjects: Int { liveClients.value }
+
     public func clientStatistics() -> [ClientStatistics] {
         lock.withLock {
             clients.values.map {
@@ -234,26 +248,56 @@ public final class SocketServer: @unchecked Sendable {
 
     // MARK: Per-client plumbing (event loop)
 
-    fileprivate func register(_ channel: Channel) -> SocketClient? {
-        let client: SocketClient? = lock.withLock {
-            guard !closed else { return nil }
-            let client = SocketClient(id: nextClientID, channel: channel)
-            nextClientID += 1
-            clients[client.id] = client
-            return client
-        }
-        guard let client else { return nil }
-        logger.debug("client connected", metadata: ["client": "\(client.id)"])
-        send(ByteBuffer(bytes: banner), to: client)
-        return client
+    /// What became of a new connection.
+    fileprivate enum Admission {
+        case admitted(SocketClient)
+        /// Over `maxClients`: the connection gets this ERROR line and is closed.
+        case refused(String)
+        /// The server is shutting down.
+        case closing
     }
 
-    fileprivate func unregister(_ client: SocketClient) {
-        let stats: (UInt64, UInt64) = lock.withLock {
-            clients[client.id] = nil
-            return (client.framesSent, client.droppedMessages)
+    /// Registers a new connection. Its removal is tied to the channel's close future, which completes exactly
+    /// once on every path (the client hangs up before, during or after the banner; a write fails; we close
+    /// it), even when the channel closed before this ran: then the callback runs at once. Before, removal
+    /// waited for `channelInactive`, which a peer that closed at once could deliver while the banner was
+    /// being written, before the handler knew its client: the entry stayed forever and every publish paid
+    /// for it, which is how connection churn grew the server without bound.
+    fileprivate func register(_ channel: Channel) -> Admission {
+        let admission: Admission = lock.withLock {
+            guard !closed else { return .closing }
+            guard clients.count < configuration.maxClients else {
+                return .refused("too many clients (\(configuration.maxClients) connected); try again later")
+            }
+            let client = SocketClient(id: nextClientID, channel: channel, live: liveClients)
+            nextClientID += 1
+            clients[client.id] = client
+            return .admitted(client)
         }
-        logger.debug("client gone", metadata: ["client": "\(client.id)", "frames": "\(stats.0)", "dropped": "\(stats.1)"])
+        switch admission {
+        case let .admitted(client):
+            let id = client.id
+            channel.closeFuture.whenComplete { [weak self] _ in self?.unregister(id) }
+            logger.debug("client connected", metadata: ["client": "\(id)"])
+        case let .refused(why):
+            logger.warning("refusing a client: \(why)")
+        case .closing:
+            break
+        }
+        return admission
+    }
+
+    /// Greets a registered client with the banner; after `register` returned, so re-entrant closes are harmless.
+    fileprivate func greet(_ client: SocketClient) {
+        send(ByteBuffer(bytes: banner), to: client)
+    }
+
+    private func unregister(_ id: Int) {
+        let stats: (UInt64, UInt64)? = lock.withLock {
+            clients.removeValue(forKey: id).map { ($0.framesSent, $0.droppedMessages) }
+        }
+        guard let stats else { return }
+        logger.debug("client gone", metadata: ["client": "\(id)", "frames": "\(stats.0)", "dropped": "\(stats.1)"])
     }
 
     fileprivate func handle(_ command: ClientCommand, from client: SocketClient) {
@@ -335,11 +379,16 @@ private final class SocketClient: @unchecked Sendable {
     var queuedBytes = 0
     /// Over the high water mark: FRAMEs are dropped until the queue drains below the low one.
     var blocked = false
+    private let live: LiveCount
 
-    init(id: Int, channel: Channel) {
+    init(id: Int, channel: Channel, live: LiveCount) {
         self.id = id
         self.channel = channel
+        self.live = live
+        live.add(1)
     }
+
+    deinit { live.add(-1) }
 
     /// Decides one FRAME; our own count rather than `channel.isWritable` alone, because writes handed over
     /// from the publisher thread are invisible to the channel until the event loop runs them.
@@ -371,14 +420,22 @@ private final class ClientHandler: ChannelInboundHandler {
     init(server: SocketServer) { self.server = server }
 
     func channelActive(context: ChannelHandlerContext) {
-        client = server.register(context.channel)
-        if client == nil { context.close(promise: nil) }  // arrived during shutdown
+        switch server.register(context.channel) {
+        case let .admitted(admitted):
+            client = admitted
+            server.greet(admitted)  // may close the channel re-entrantly; the close future unregisters it
+        case let .refused(why):
+            hangingUp = true
+            let line = ByteBuffer(bytes: ProtocolWriter.line(ErrorMessage(message: why)))
+            context.writeAndFlush(NIOAny(line)).whenComplete { _ in context.close(promise: nil) }
+        case .closing:
+            context.close(promise: nil)
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let client { server.unregister(client) }
-        client = nil
+        client = nil  // the server dropped its entry when the channel closed
         context.fireChannelInactive()
     }
 
@@ -419,6 +476,14 @@ private final class ClientHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)  // typically a reset from a client that went away mid-write
     }
+}
+
+/// A count shared by objects that add themselves on init and remove themselves on deinit.
+final class LiveCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add(_ delta: Int) { lock.withLock { count += delta } }
 }
 
 /// The clocks the protocol's timestamps come from.

@@ -1,5 +1,6 @@
 import Foundation
 import SoundlocBase
+import SoundlocOutput
 import Yams
 
 /// Everything `soundloc run` needs to know about one board, read from a YAML file in Firmware-Configs/.
@@ -42,6 +43,8 @@ public struct ApplianceConfig: Equatable, Sendable {
         public var socketMode: UInt16 = 0o660
         /// Group owning the socket file (name or numeric id); nil keeps the process's group.
         public var socketGroup: String?
+        /// Clients served at once (`max_clients`); one more gets an ERROR line and is closed.
+        public var maxClients = SocketServer.Configuration.defaultMaxClients
     }
 
     public var board = "generic"
@@ -118,6 +121,7 @@ public struct ApplianceConfig: Equatable, Sendable {
             config.output.socket = try output.string("socket", default: config.output.socket)
             config.output.socketMode = try output.fileMode("socket_mode", default: config.output.socketMode)
             config.output.socketGroup = try output.optionalString("socket_group")
+            config.output.maxClients = try output.integer("max_clients", in: 1...1024, default: config.output.maxClients)
             guard config.output.socket.utf8.count < 108 else {
                 throw ConfigError(file: file, key: "output.socket", message: "path longer than 107 bytes (the UNIX socket limit)")
             }

@@ -127,7 +127,7 @@ final class ApplianceSession {
                 classes: model.classes, imageWidth: frameSize.width, imageHeight: frameSize.height)
             let server = try SocketServer.start(
                 configuration: .init(path: settings.output.socket, mode: mode_t(settings.output.socketMode),
-                                     group: settings.output.socketGroup),
+                                     group: settings.output.socketGroup, maxClients: settings.output.maxClients),
                 banner: banner, logger: logger)
             pipeline.sinks = [server]
             self.server = server

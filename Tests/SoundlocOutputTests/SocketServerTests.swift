@@ -589,3 +589,79 @@ extension SocketServerTests {
         }
     }
 }
+
+extension SocketServerTests {
+    /// Opens a connection and closes it at once without reading: what a churning client does.
+    private func connectAndHangUp() {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        close(fd)
+    }
+
+    func testConnectionChurnLeavesNoClientBehind() throws {
+        let server = try startServer()
+        defer { server.shutdown() }
+        let reader = try RawClient(path: path)
+        _ = try reader.expectBanner()
+        // Four threads connect and hang up at once, 2000 times in all, while frames are being published.
+        let churn = DispatchGroup()
+        for _ in 0..<4 {
+            DispatchQueue.global().async(group: churn) { for _ in 0..<500 { self.connectAndHangUp() } }
+        }
+        var seq: UInt64 = 0
+        while churn.wait(timeout: .now() + 0.005) == .timedOut {
+            server.publish(SocketTest.report(seq))
+            seq += 1
+        }
+        // Every churned client is gone from the table and from memory: only the reader is left.
+        SocketTest.waitUntil("the churned clients to be released") {
+            server.connectedClients == 1 && server.retainedClientObjects == 1
+        }
+        XCTAssertEqual(server.connectedClients, 1)
+        XCTAssertEqual(server.retainedClientObjects, 1)
+        // The reader missed nothing and the server still accepts and serves.
+        server.publish(SocketTest.report(seq))
+        var expected: UInt64 = 0
+        while let frame = try reader.readFrame().0 {
+            XCTAssertEqual(frame.seq, expected)
+            expected += 1
+            if frame.seq == seq { break }
+        }
+        XCTAssertEqual(expected, seq + 1)
+        let late = try RawClient(path: path)
+        _ = try late.expectBanner()
+        reader.close()
+        late.close()
+        SocketTest.waitUntil("the last clients to be released") { server.retainedClientObjects == 0 }
+        XCTAssertEqual(server.connectedClients, 0)
+    }
+
+    func testClientsOverTheCapGetAnErrorAndAreClosed() throws {
+        let server = try startServer { $0.maxClients = 3 }
+        defer { server.shutdown() }
+        let admitted = try (0..<3).map { _ in try RawClient(path: path) }
+        for client in admitted { _ = try client.expectBanner() }
+        let extra = try RawClient(path: path)
+        guard case let .error(error)? = try extra.readMessage() else { return XCTFail("expected ERROR instead of the banner") }
+        XCTAssertEqual(error.message, "too many clients (3 connected); try again later")
+        XCTAssertNil(try extra.readLine(), "the server hangs up on a client over the cap")
+        XCTAssertEqual(server.connectedClients, 3)
+        // Churn over the cap is refused without leaking either.
+        for _ in 0..<200 { connectAndHangUp() }
+        SocketTest.waitUntil("refused clients to be released") { server.retainedClientObjects == 3 }
+        XCTAssertEqual(server.connectedClients, 3)
+        // A slot frees when a client leaves, and the admitted ones keep getting frames.
+        admitted[0].close()
+        SocketTest.waitUntil("the slot to free") { server.connectedClients == 2 }
+        let next = try RawClient(path: path)
+        _ = try next.expectBanner()
+        server.publish(SocketTest.report(7))
+        for client in [admitted[1], admitted[2], next] { XCTAssertEqual(try client.readFrame().0?.seq, 7) }
+    }
+}

@@ -117,3 +117,13 @@ final class ApplianceConfigTests: XCTestCase {
         }
     }
 }
+
+extension ApplianceConfigTests {
+    func testMaxClients() throws {
+        XCTAssertEqual(ApplianceConfig().output.maxClients, 64)
+        XCTAssertEqual(try ApplianceConfig.parse("output:\n  max_clients: 5\n", file: "b.yaml").output.maxClients, 5)
+        XCTAssertThrowsError(try ApplianceConfig.parse("output:\n  max_clients: 0\n", file: "b.yaml")) {
+            XCTAssertEqual(($0 as? ConfigError)?.key, "output.max_clients")
+        }
+    }
+}
