@@ -6,7 +6,8 @@
 #   Tools/train_pack.sh PACK CONFIG RUN SECONDS [OUTDIR [DSOL.TRAIN OPTIONS...]]
 #
 # SECONDS is dsol.train --time-budget: stage 1 is shortened to fit it. With OUTDIR, RUN's model.safetensors
-# and checkpoints/stage1_final.pt become OUTDIR/<name>.part-aa, -ab, ... (SHA256SUMS lists the whole files),
+# and checkpoints/state16.pt (the final weights in float16 with the pseudo-labels, for --init) become
+# OUTDIR/<name>.part-aa, -ab, ... (SHA256SUMS lists the whole files),
 # and config.yaml, log.txt, metrics.jsonl, final.json go into OUTDIR/run.tar.gz, also when training fails
 # (whatever exists by then). Options after OUTDIR go to dsol.train as they are, e.g. --init STAGE1.pt.
 set -euo pipefail
@@ -22,8 +23,8 @@ done
 ship() {
   [[ -n $out ]] || return 0
   mkdir -p "$out"
-  # the model, and the stage-1 weights and pseudo-labels, from which stage 2 can be redone elsewhere
-  for f in model.safetensors checkpoints/stage1_final.pt; do
+  # the model, and the weights and pseudo-labels a later window or stage 2 elsewhere continues from
+  for f in model.safetensors checkpoints/state16.pt; do
     [[ -f $run/$f ]] || continue
     split -b 15M "$run/$f" "$out/$(basename "$f").part-"
     (cd "$run" && sha256sum "$f") >>"$out/SHA256SUMS"

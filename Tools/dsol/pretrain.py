@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the trunk")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--val", metavar="MANIFEST", help="score the validation split of this data set instead of "
+                    "--data's (e.g. the builder's held-out drawings when --data is a picture-only set)")
     ap.add_argument("--val-limit", type=int, help="validation scenes scored per epoch (default all)")
     ap.add_argument("--time-budget", type=float, help="stop after the epoch that ends past this many seconds")
     ap.add_argument("--resume", action="store_true")
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     classes, scenes = load_manifest(args.data)
     k = len(classes)
     train = [s for s in scenes if s.split == "train"]
-    val = [s for s in scenes if s.split == "val"]
+    val = [s for s in (load_manifest(args.val)[1] if args.val else scenes) if s.split == "val"]
     if args.val_limit:
         val = val[:args.val_limit]
     drawings = drawing_names(args.data)
@@ -188,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"(build the data set with --procedural N)")
     log(f"pretrain {' '.join(argv if argv is not None else sys.argv[1:])}")
     log(f"{len(train)} training scenes, {n_lab} labelled objects ({args.labels}); {len(val)} validation scenes")
+    if not val:
+        log("no validation scenes: epochs are not scored (give --val MANIFEST)")
     bar = Progress(len(train) + len(val), "pictures", not args.quiet)
     dev_tr = DeviceStore(SceneStore(train, cache_images=False), device, bar.update, audio=False)
-    dev_va = DeviceStore(SceneStore(val, cache_images=False), device, bar.update, audio=False)
+    dev_va = DeviceStore(SceneStore(val, cache_images=False), device, bar.update, audio=False) if val else None
     bar.close()
     torch.manual_seed(args.seed)
     model = CellClassifier(args.width, k).to(device)
@@ -236,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         dt = time.time() - t0
         entry = {"epoch": epoch, "loss": float(tot) / max(steps, 1), "time_s": dt,
-                 "pictures_per_s": steps * args.batch / max(dt, 1e-9),
-                 "val": evaluate(model, dev_va, val, list(range(len(val))), k, args.bf16)}
+                 "pictures_per_s": steps * args.batch / max(dt, 1e-9)}
+        msg = f"epoch {epoch}: loss {entry['loss']:.4f}, {entry['pictures_per_s']:.0f} pictures/s"
+        if dev_va is not None:
+            entry["val"] = v = evaluate(model, dev_va, val, list(range(len(val))), k, args.bf16)
+            msg += (f", val box accuracy {v['box_accuracy'] * 100:.1f} % ({v['objects']} objects), "
+                    f"cell accuracy {v['cell_accuracy'] * 100:.1f} %")
         history.append(entry)
-        log(f"epoch {epoch}: loss {entry['loss']:.4f}, {entry['pictures_per_s']:.0f} pictures/s, val box accuracy "
-            f"{entry['val']['box_accuracy'] * 100:.1f} % ({entry['val']['objects']} objects), cell accuracy "
-            f"{entry['val']['cell_accuracy'] * 100:.1f} %")
+        log(msg)
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "history": history, "epoch": epoch}, tmp)

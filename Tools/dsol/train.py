@@ -35,7 +35,8 @@ classes with the Hungarian method on the training labels, and the model is expor
 (dsol.export) with `cluster_to_class` and the class names in cluster order.
 
 Run folder: config.yaml, log.txt, metrics.jsonl, checkpoints/ (after every epoch/round; the
-last `keep_checkpoints` kept, plus stage1_final.pt), cache/ (mel energies), final.pt,
+last `keep_checkpoints` kept, plus stage1_final.pt, and state16.pt: the final weights in float16 with
+the pseudo-labels, config and history, for --init), cache/ (mel energies), final.pt,
 final.json, model.safetensors. --resume (with --config: a changed schedule, e.g. more epochs, whose
 first steps are the ones already done) restarts from the last completed epoch/round with the
 same model, optimiser and pseudo-label state; all randomness derives from (seed, stage, epoch,
@@ -993,6 +994,11 @@ class Trainer:
         torch.save({"state_dict": self.model.state_dict(), "classes": names,
                     "cluster_to_class": self.cluster_to_class, "data_classes": self.classes,
                     "config": self.cfg}, self.out / "final.pt")
+        # what a later run continues from (--init), small enough to travel and to keep in the repository
+        half = {k: v.half() if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
+        torch.save({"state_dict": half, "pseudo": self.pseudo, "cluster_to_class": self.cluster_to_class,
+                    "classes": names, "config": self.cfg, "history": self.history},
+                   self.out / "checkpoints" / "state16.pt")
         src = (f"dsol.train seed {self.seed} width {self.cfg['width']} data {Path(self.data_path).name}; "
                f"stage1 {self.cfg['stage1']['epochs']} ep, stage2 {self.cfg['stage2']['epochs']} ep")
         if self.cfg.get("init_from"):  # the run folder and file its weights started from

@@ -222,7 +222,10 @@ def test_train_pack_script_ships_the_run_in_parts(toy, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "on cpu" in r.stdout or "on cuda" in r.stdout
     sums = dict(reversed(line.split()) for line in (out / "SHA256SUMS").read_text().splitlines())
-    assert set(sums) == {"model.safetensors", "checkpoints/stage1_final.pt"}
+    assert set(sums) == {"model.safetensors", "checkpoints/state16.pt"}
+    state = torch.load(tmp_path / "run" / "checkpoints" / "state16.pt", weights_only=True)
+    assert state["pseudo"] is not None and state["cluster_to_class"] is not None
+    assert all(v.dtype == torch.float16 for v in state["state_dict"].values() if v.is_floating_point())
     for name, digest in sums.items():
         parts = sorted(out.glob(Path(name).name + ".part-*"))
         assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
@@ -232,11 +235,11 @@ def test_train_pack_script_ships_the_run_in_parts(toy, tmp_path):
         assert {"config.yaml", "log.txt", "metrics.jsonl", "final.json"} <= set(t.getnames())
     # options after OUTDIR reach dsol.train, a relative path resolved from where the script was called
     r = subprocess.run(["bash", str(ROOT / "Tools" / "train_pack.sh"), str(pack), str(path), str(tmp_path / "run2"),
-                        "600", str(tmp_path / "out2"), "--init", "run/checkpoints/stage1_final.pt"],
+                        "600", str(tmp_path / "out2"), "--init", "run/checkpoints/state16.pt"],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     conf = yaml.safe_load((tmp_path / "run2" / "config.yaml").read_text())
-    assert conf["init_from"] == str((tmp_path / "run" / "checkpoints" / "stage1_final.pt").resolve())
+    assert conf["init_from"] == str((tmp_path / "run" / "checkpoints" / "state16.pt").resolve())
     bad = subprocess.run(["bash", str(ROOT / "Tools" / "train_pack.sh"), str(tmp_path / "none.npz"), str(path),
                           str(tmp_path / "r2"), "10"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no pack" in bad.stderr
