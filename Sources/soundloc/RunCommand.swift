@@ -68,20 +68,16 @@ struct RunCommand: ParsableCommand {
         if verbose || !session.publishes {
             session.pipeline.onFrame = { processed in say(FrameLine.describe(processed.report, classes: session.classes)) }
         }
-        let signals = [SIGINT, SIGTERM].map { signo -> DispatchSourceSignal in
-            signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { logger.notice("stopping on signal \(signo)"); session.pipeline.stop() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
         let stats = try session.run()
         say(PipelineSummary.text(stats))
     }
 }
 
 /// Builds the sources, model, server and pipeline a run needs, and tears them down afterwards.
+///
+/// From the moment the socket can exist until it is gone again, SIGINT, SIGTERM and SIGHUP stop the
+/// pipeline instead of killing the process, so every command built on a session (`run`, `demo`) ends the
+/// same clean way: clients get STATUS stopped, the socket file is removed, the summary is printed.
 final class ApplianceSession {
     let pipeline: Pipeline
     let classes: [String]
@@ -89,6 +85,7 @@ final class ApplianceSession {
     var publishes: Bool { server != nil }
     private let audio: AudioSource
     private let video: VideoSource
+    private let signals: StopSignal
 
     init(settings: ApplianceConfig, audioFile: String?, videoFile: String?, fps: Double, fast: Bool, frameLimit: Int?,
          logger: Logger) throws {
@@ -119,16 +116,26 @@ final class ApplianceSession {
         options.minSoundingPeak = settings.pipeline.minSoundingPeak
         options.lockstep = fast
         options.frameLimit = frameLimit
-        pipeline = try Pipeline(audio: audio, video: video, model: model, options: options, logger: logger)
+        let pipeline = try Pipeline(audio: audio, video: video, model: model, options: options, logger: logger)
+        self.pipeline = pipeline
+        // Before the socket exists: a signal from here on stops the run (even one not started yet) cleanly.
+        let signals = StopSignal.install(StopSignal.shutdown, logger: logger) { pipeline.stop() }
+        self.signals = signals
         if settings.output.socket != "none" {
             let banner = VersionMessage(
                 release: SoundlocVersion.release,
                 model: ModelIdentity(name: (settings.model.path as NSString).lastPathComponent, checksum: model.metadata.checksum),
                 classes: model.classes, imageWidth: frameSize.width, imageHeight: frameSize.height)
-            let server = try SocketServer.start(
-                configuration: .init(path: settings.output.socket, mode: mode_t(settings.output.socketMode),
-                                     group: settings.output.socketGroup, maxClients: settings.output.maxClients),
-                banner: banner, logger: logger)
+            let server: SocketServer
+            do {
+                server = try SocketServer.start(
+                    configuration: .init(path: settings.output.socket, mode: mode_t(settings.output.socketMode),
+                                         group: settings.output.socketGroup, maxClients: settings.output.maxClients),
+                    banner: banner, logger: logger)
+            } catch {
+                signals.uninstall()  // no run will follow to give the signals back
+                throw error
+            }
             pipeline.sinks = [server]
             self.server = server
             logger.info("serving", metadata: ["socket": "\(settings.output.socket)"])
@@ -142,6 +149,7 @@ final class ApplianceSession {
             server?.shutdown()
             audio.close()
             video.close()
+            signals.uninstall()
         }
         return try pipeline.run()
     }

@@ -39,7 +39,7 @@ struct ServeFakeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stop = StopSignal.install([SIGINT, SIGTERM])
+        let stop = StopSignal.install(StopSignal.shutdown)
         let scene = FakeScene(seed: seed)
         let configuration = SocketServer.Configuration(path: socket, mode: mode_t(mode, radix: 8)!, group: group)
         let server = try SocketServer.start(configuration: configuration, banner: scene.banner,

@@ -27,7 +27,7 @@ struct WatchCommand: ParsableCommand {
     var frames = 0
 
     func run() throws {
-        let stop = StopSignal.install([SIGINT, SIGTERM])
+        let stop = StopSignal.install(StopSignal.shutdown)
         let view = WatchView(tty: !plain && isatty(STDOUT_FILENO) == 1, maps: maps)
         defer { view.finish() }
         var backoff = 0.25
@@ -130,35 +130,6 @@ final class WatchConnection {
             guard n > 0 else { return nil }
             buffer.append(contentsOf: chunk[..<n])
         }
-    }
-}
-
-/// Ctrl-C and friends, noticed by polling a flag instead of dying mid-redraw.
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    private var sources: [DispatchSourceSignal] = []
-
-    var requested: Bool { lock.withLock { flag } }
-
-    func request() { lock.withLock { flag = true } }
-
-    /// Sleeps up to `seconds`, waking early when a stop is requested.
-    func sleep(_ seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !requested, Date() < deadline { usleep(20_000) }
-    }
-
-    static func install(_ signals: [Int32]) -> StopSignal {
-        let interrupt = StopSignal()
-        for number in signals {
-            signal(number, SIG_IGN)  // the dispatch source gets it instead of the default "terminate"
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { interrupt.request() }
-            source.resume()
-            interrupt.sources.append(source)
-        }
-        return interrupt
     }
 }
 

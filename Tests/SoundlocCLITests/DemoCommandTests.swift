@@ -44,6 +44,35 @@ final class DemoCommandTests: XCTestCase {
         XCTAssertEqual(height, 15 + 4 * (22 + 112 + 6) + 6, "one row per part of the track (4)")
     }
 
+    func testDemoStopsCleanlyOnSignalsAndRemovesItsSocket() throws {
+        for (number, name) in [(SIGTERM, "TERM"), (SIGINT, "INT"), (SIGHUP, "HUP")] {
+            let out = directory.appendingPathComponent("demo-\(name)").path
+            let socket = "\(out)/soundloc.sock"
+            let child = try CLI.start(["demo", "--model", model, "--clip", clip, "--out", out, "--fast", "--threads", "1"])
+            // Signal mid-run: once the socket exists and the demo's own client has logged a frame through it.
+            let log = "\(out)/frames.jsonl"
+            var midRun = false
+            for _ in 0..<1200 where child.process.isRunning {
+                if FileManager.default.fileExists(atPath: socket),
+                   let text = try? String(contentsOfFile: log, encoding: .utf8), text.contains("\n") {
+                    midRun = true
+                    break
+                }
+                usleep(50_000)
+            }
+            XCTAssertTrue(midRun, "SIG\(name): the demo never got going")
+            kill(child.process.processIdentifier, number)
+            let r = child.finish(hangGuard: 120)
+            XCTAssertEqual(child.process.terminationReason, .exit, "SIG\(name) killed the demo instead of stopping it")
+            XCTAssertEqual(r.status, 0, "SIG\(name):\n" + r.stdout + r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "SIG\(name) left \(socket) behind")
+            // It stopped early (the clip has 250 frames) and still reported what it did.
+            let captured = r.stdout.range(of: #"frames: (\d+) captured"#, options: .regularExpression)
+                .flatMap { Int(r.stdout[$0].split(separator: " ")[1]) }
+            XCTAssertLessThan(try XCTUnwrap(captured, r.stdout), 250, "SIG\(name) did not stop the run")
+        }
+    }
+
     func testDemoNamesWhatIsMissing() throws {
         let noModel = try CLI.run(["demo", "--model", "/nonexistent/model.safetensors", "--out", directory.path])
         XCTAssertNotEqual(noModel.status, 0)

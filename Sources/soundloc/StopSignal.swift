@@ -1,0 +1,62 @@
+import Dispatch
+import Foundation
+import Logging
+
+/// A stop request: set by a signal or by code, noticed by polling a flag (`requested`, `sleep`) or through
+/// the callback given to `install`.
+final class StopSignal: @unchecked Sendable {
+    /// The signals that end a long-running command cleanly: Ctrl-C, `kill`/systemd, and a closed terminal.
+    static let shutdown = [SIGINT, SIGTERM, SIGHUP]
+
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+    private var numbers: [Int32] = []
+    private var onRequest: (@Sendable () -> Void)?
+
+    var requested: Bool { lock.withLock { flag } }
+
+    func request() {
+        let action: (@Sendable () -> Void)? = lock.withLock {
+            defer { flag = true }
+            return flag ? nil : onRequest  // the callback runs once, however many signals come
+        }
+        action?()
+    }
+
+    /// Sleeps up to `seconds`, waking early when a stop is requested.
+    func sleep(_ seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !requested, Date() < deadline { usleep(20_000) }
+    }
+
+    /// Turns `signals` into a stop request (and a call of `onRequest`) instead of their default action,
+    /// which would end the process on the spot: no goodbye to socket clients, the socket file left behind.
+    static func install(_ signals: [Int32], logger: Logger? = nil,
+                        onRequest: (@Sendable () -> Void)? = nil) -> StopSignal {
+        let interrupt = StopSignal()
+        interrupt.onRequest = onRequest
+        interrupt.numbers = signals
+        for number in signals {
+            signal(number, SIG_IGN)  // the dispatch source gets it instead of the default "terminate"
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger?.notice("stopping on signal \(number)")
+                interrupt.request()
+            }
+            source.resume()
+            interrupt.sources.append(source)
+        }
+        return interrupt
+    }
+
+    /// Gives the signals their default action back (after the clean-up they protected is done).
+    func uninstall() {
+        let (sources, numbers): ([DispatchSourceSignal], [Int32]) = lock.withLock {
+            defer { self.sources = []; self.numbers = [] }
+            return (self.sources, self.numbers)
+        }
+        sources.forEach { $0.cancel() }
+        for number in numbers { signal(number, SIG_DFL) }
+    }
+}
