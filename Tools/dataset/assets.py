@@ -448,9 +448,15 @@ def procedural_drawings(per_class: int, looks=()) -> dict[str, list[Drawing]]:
             src = DrawingSource(f"procedural/{cls}/{v}", cls, PROCEDURAL_PACKAGE, "procedural",
                                 "Tools/dataset/procedural", str(v), note=f"look: {look}" if look else "")
             im = procedural.draw(cls, v, MAX_SIDE, looks)
-            out[cls].append(Drawing(f"{cls}:procedural-{v:03d}" + (f"-{look}" if look else ""), cls, [src], im,
+            out[cls].append(Drawing(procedural_drawing_id(cls, v, look), cls, [src], im,
                                     content_hash(im), ["train"], procedural=True))
     return out
+
+
+def procedural_drawing_id(cls: str, variant: int, look: str | None = None) -> str:
+    """The id of procedural drawing `variant` of `cls`, e.g. cello:procedural-007-textured; dsol.pretrain
+    takes its class label from objects whose drawing id says procedural."""
+    return f"{cls}:procedural-{variant:03d}" + (f"-{look}" if look else "")
 
 
 def shared_drawings(drawings: dict[str, list[Drawing]]) -> dict:
@@ -505,12 +511,34 @@ class Background:
                 "splits": self.splits}
 
 
-def background_table() -> list[Background]:
-    out = []
+def skimage_backgrounds() -> list[Background]:
+    """The photos scikit-image ships (path empty when it is not installed), without their images."""
     sk = _pypi_dir("skimage")
-    for name, (lic, cr) in SKIMAGE_PHOTOS.items():
-        out.append(Background(f"skimage/{name.split('.')[0]}", "scikit-image",
-                              f"{sk}/data/{name}" if sk else "", lic, cr))
+    return [Background(f"skimage/{name.split('.')[0]}", "scikit-image", f"{sk}/data/{name}" if sk else "", lic, cr)
+            for name, (lic, cr) in SKIMAGE_PHOTOS.items()]
+
+
+def background_ids() -> list[str]:
+    """Ids of every background of background_table(), read from no file."""
+    return ([f"skimage/{name.split('.')[0]}" for name in SKIMAGE_PHOTOS]
+            + [f"mate/{name}" for name in MATE_NATURE] + [f"plasma/{name}" for name in PLASMA_PHOTOS])
+
+
+def background_splits(ids) -> dict[str, str]:
+    """Fixed split by photo, ~70/15/15: background id -> train | val | test."""
+    order = sorted(ids, key=_order_key)
+    n = len(order)
+    n_test, n_val = max(1, round(0.15 * n)), max(1, round(0.15 * n))
+    return {b: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, b in enumerate(order)}
+
+
+def reserved_backgrounds() -> set[str]:
+    """The backgrounds a full build keeps for validation and test: no training picture may use them."""
+    return {b for b, sp in background_splits(background_ids()).items() if sp != "train"}
+
+
+def background_table() -> list[Background]:
+    out = skimage_backgrounds()
     for name in MATE_NATURE:
         lic, cr = dep5_licence("mate-backgrounds", f"nature/{name}.jpg")
         out.append(Background(f"mate/{name}", "mate-backgrounds",
@@ -547,21 +575,22 @@ def _load_backgrounds(strict: bool, with_images: bool) -> list[Background]:
     if missing and strict:
         raise AssetsMissing(f"background packages missing: {', '.join(missing)}; {INSTALL_HINT}")
     bgs = [b for b in table if b.path and os.path.exists(b.path)]
-    # fixed split by photo: ~70/15/15
-    order = sorted(bgs, key=lambda b: _order_key(b.id))
-    n = len(order)
-    n_test, n_val = max(1, round(0.15 * n)), max(1, round(0.15 * n))
-    for i, b in enumerate(order):
-        b.splits = ["test"] if i < n_test else ["val"] if i < n_test + n_val else ["train"]
+    split = background_splits(b.id for b in bgs)
+    for b in bgs:
+        b.splits = [split[b.id]]
     if with_images:
         for b in bgs:
-            im = Image.open(b.path).convert("RGB")
-            s = BG_SHORT_SIDE / min(im.size)
-            if s < 1:
-                im = im.resize((round(im.size[0] * s), round(im.size[1] * s)),
-                               Image.Resampling.LANCZOS)
-            b.image = im
+            b.image = background_image(b.path)
     return bgs
+
+
+def background_image(path: str) -> Image.Image:
+    """A background photo as scenes crop from it: RGB, its short side at most BG_SHORT_SIDE."""
+    im = Image.open(path).convert("RGB")
+    s = BG_SHORT_SIDE / min(im.size)
+    if s < 1:
+        im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), Image.Resampling.LANCZOS)
+    return im
 
 
 # ---------------------------------------------------------------- soundfonts

@@ -272,6 +272,27 @@ def _overlap(a, b, gap):
                 a[1] + a[3] + gap <= b[1] or b[1] + b[3] + gap <= a[1])
 
 
+def layout(sizes, rng) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping places (x, y, w, h) on the S x S canvas for objects of the given (w, h)
+    sizes, at least 3 pixels apart; all shrunk by 0.85 and tried again when they do not fit."""
+    scale = 1.0
+    for _attempt in range(12):
+        rects = []
+        for w0, h0 in sizes:
+            w, h = max(2, round(w0 * scale)), max(2, round(h0 * scale))
+            for _try in range(60):
+                x, y = int(rng.integers(0, S - w + 1)), int(rng.integers(0, S - h + 1))
+                if not any(_overlap((x, y, w, h), r, 3) for r in rects):
+                    rects.append((x, y, w, h))
+                    break
+            else:
+                break
+        else:
+            return rects
+        scale *= 0.85
+    raise RuntimeError("could not place objects")
+
+
 def free_scene(split, index, cat, rng, vrng=None):
     """2-4 instruments of different classes on a photo, non-overlapping boxes;
     at least one sounding and at least one silent."""
@@ -282,25 +303,7 @@ def free_scene(split, index, cat, rng, vrng=None):
     canvas, bg_id = background(split, cat, rng, photo_only=True)
     top = {2: 0.55, 3: 0.47, 4: 0.42}[n]
     objs = [_object(split, c, cat, rng, S * float(rng.uniform(0.26, top)), vrng) for c in classes]
-    scale = 1.0
-    for _attempt in range(12):
-        rects = []
-        ok = True
-        for d, im, aug in objs:
-            w, h = max(2, round(im.size[0] * scale)), max(2, round(im.size[1] * scale))
-            for _try in range(60):
-                x, y = int(rng.integers(0, S - w + 1)), int(rng.integers(0, S - h + 1))
-                if not any(_overlap((x, y, w, h), r, 3) for r in rects):
-                    rects.append((x, y, w, h))
-                    break
-            else:
-                ok = False
-                break
-        if ok:
-            break
-        scale *= 0.85
-    else:
-        raise RuntimeError("could not place objects")
+    rects = layout([im.size for _d, im, _aug in objs], rng)
     things = _distractors(canvas, cat, vrng, rects, (0.15, 0.35))
     objects, clips = [], []
     for q, ((d, im, aug), (x, y, w, h), cls) in enumerate(zip(objs, rects, classes)):
