@@ -348,24 +348,32 @@ _STD = np.asarray(IMAGE_STD, dtype=np.float32)
 _LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def image_input(rgb: np.ndarray, rng: np.random.Generator | None = None, aug: Augment | None = None) -> np.ndarray:
-    """uint8 HxWx3 -> float32 (3, 224, 224); without aug exactly dsol.image.preprocess."""
+def draw_image(h: int, w: int, rng: np.random.Generator | None, aug: Augment | None) -> tuple:
+    """A picture's augmentation, drawn from rng: (y0, crop height, x0, crop width, flip, brightness,
+    saturation); without aug the whole picture, unchanged. dsol.device_data applies the same draws."""
     if aug is None or rng is None:
-        return preprocess(rgb)
-    h, w, _ = rgb.shape
+        return 0, h, 0, w, False, 1.0, 1.0
     ch = max(1, int(round(h * rng.uniform(aug.crop_min, 1.0))))
     cw = max(1, int(round(w * rng.uniform(aug.crop_min, 1.0))))
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
+    flip = bool(rng.random() < aug.flip)
+    b = float(np.float32(rng.uniform(1 - aug.brightness, 1 + aug.brightness)))
+    s = float(np.float32(rng.uniform(1 - aug.saturation, 1 + aug.saturation)))
+    return y0, ch, x0, cw, flip, b, s
+
+
+def image_input(rgb: np.ndarray, rng: np.random.Generator | None = None, aug: Augment | None = None) -> np.ndarray:
+    """uint8 HxWx3 -> float32 (3, 224, 224); without aug exactly dsol.image.preprocess."""
+    if aug is None or rng is None:
+        return preprocess(rgb)
+    y0, ch, x0, cw, flip, b, s = draw_image(rgb.shape[0], rgb.shape[1], rng, aug)
     crop = rgb[y0:y0 + ch, x0:x0 + cw]
-    if rng.random() < aug.flip:
+    if flip:
         crop = crop[:, ::-1]
-    x = resize(np.ascontiguousarray(crop))
-    b = np.float32(rng.uniform(1 - aug.brightness, 1 + aug.brightness))
-    s = np.float32(rng.uniform(1 - aug.saturation, 1 + aug.saturation))
-    x = x * b
+    x = resize(np.ascontiguousarray(crop)) * np.float32(b)
     gray = (x @ _LUMA)[..., None]
-    x = np.clip(gray + (x - gray) * s, 0.0, 1.0)
+    x = np.clip(gray + (x - gray) * np.float32(s), 0.0, 1.0)
     x = (x - _MEAN) / _STD
     return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
 

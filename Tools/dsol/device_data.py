@@ -13,6 +13,8 @@ mel energies once, and builds each batch on the device:
   products with per-sample weight matrices (the crop offset and the flip live in the matrix), then
   the colour jitter, clip and normalisation as in dsol.data.image_input.
 * The log-mel is dsol.audio.logmel_from_energies (gain, log, per-window 80 dB floor) in float32.
+  With pitch shift, noise or SpecAugment masks on, each clip's log-mel is instead computed on the
+  host by dsol.data.audio_input (exact, at a CPU cost per sample) and uploaded.
 
 Without augmentation a batch equals dsol.data's to float rounding (the tests compare them). The
 datasets of dsol.data are reused for what they decide (indices, negatives, labels, seeds), and
@@ -27,12 +29,27 @@ import numpy as np
 import torch
 
 from .audio import AMIN, TOP_DB
-from .data import Augment, ClassifyDataset, PairDataset, PlainDataset, SceneStore, eq_curve, sample_rng
+from .data import (Augment, ClassifyDataset, PairDataset, PlainDataset, SceneStore, audio_input, draw_image,
+                   eq_curve, sample_rng)
 from .image import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, tent_weights
 
 _LUMA = (0.299, 0.587, 0.114)
-# the Augment fields device batches implement; any other field must keep its default (off)
+# the Augment fields device batches implement on the device, and those whose audio they compute on the
+# host with dsol.data.audio_input (exact, but a CPU cost per sample); any other field must stay off
 DEVICE_AUGMENTS = ("flip", "crop_min", "brightness", "saturation", "gain_db", "eq_db")
+HOST_AUDIO_AUGMENTS = ("pitch_semitones", "noise_p", "noise_snr_db", "time_masks", "time_mask_frames",
+                       "freq_masks", "freq_mask_bands")
+
+
+def _changed(aug: Augment, names) -> list[str]:
+    import dataclasses
+    base = Augment()
+    return [f.name for f in dataclasses.fields(Augment) if f.name in names and getattr(aug, f.name) != getattr(base, f.name)]
+
+
+def host_audio(aug: Augment | None) -> bool:
+    """Whether the clips' audio effects need dsol.data.audio_input on the host (pitch, noise, masks)."""
+    return aug is not None and bool(_changed(aug, HOST_AUDIO_AUGMENTS))
 
 
 def check_augment(aug: Augment | None) -> None:
@@ -40,11 +57,10 @@ def check_augment(aug: Augment | None) -> None:
     if aug is None:
         return
     import dataclasses
-    base = Augment()
-    extra = [f.name for f in dataclasses.fields(Augment)
-             if f.name not in DEVICE_AUGMENTS and getattr(aug, f.name) != getattr(base, f.name)]
+    known = set(DEVICE_AUGMENTS) | set(HOST_AUDIO_AUGMENTS)
+    extra = _changed(aug, {f.name for f in dataclasses.fields(Augment)} - known)
     if extra:
-        raise ValueError(f"speed.device_data implements the augmentations {', '.join(DEVICE_AUGMENTS)}; "
+        raise ValueError(f"speed.device_data implements the augmentations {', '.join(sorted(known))}; "
                          f"turn off {', '.join(extra)} or device_data")
 
 
@@ -77,20 +93,6 @@ class DeviceStore:
 
 
 # ---------------------------------------------------------------- augmentation parameters (host)
-
-def draw_image(h: int, w: int, rng: np.random.Generator | None, aug: Augment | None) -> tuple:
-    """(y0, ch, x0, cw, flip, brightness, saturation) in dsol.data.image_input's draw order."""
-    if aug is None or rng is None:
-        return 0, h, 0, w, False, 1.0, 1.0
-    ch = max(1, int(round(h * rng.uniform(aug.crop_min, 1.0))))
-    cw = max(1, int(round(w * rng.uniform(aug.crop_min, 1.0))))
-    y0 = int(rng.integers(0, h - ch + 1))
-    x0 = int(rng.integers(0, w - cw + 1))
-    flip = bool(rng.random() < aug.flip)
-    b = float(np.float32(rng.uniform(1 - aug.brightness, 1 + aug.brightness)))
-    s = float(np.float32(rng.uniform(1 - aug.saturation, 1 + aug.saturation)))
-    return y0, ch, x0, cw, flip, b, s
-
 
 def draw_audio(bands: int, rng: np.random.Generator | None, aug: Augment | None) -> tuple[float, np.ndarray | None]:
     """(amplitude gain, equaliser energy factors or None) in dsol.data.audio_input's draw order."""
@@ -132,9 +134,12 @@ def images(ds: DeviceStore, idx: list[int], params: list[tuple]) -> torch.Tensor
     return (x - ds.mean) / ds.std
 
 
-def audio(ds: DeviceStore, idx: list[int], params: list[tuple]) -> torch.Tensor:
-    """Log-mel float32 (N, 1, 201, 64) of the given scenes' clips with the given (gain, eq) params."""
+def audio(ds: DeviceStore, idx: list[int], params: list) -> torch.Tensor:
+    """Log-mel float32 (N, 1, 201, 64) of the given scenes' clips with the given (gain, eq) params,
+    or the host's finished log-mels (arrays from dsol.data.audio_input) uploaded as they are."""
     dev = ds.device
+    if params and isinstance(params[0], np.ndarray):
+        return torch.from_numpy(np.stack(params)).to(dev)
     m = ds.mel[torch.as_tensor(idx, device=dev)]
     gain = torch.tensor([p[0] for p in params], device=dev, dtype=torch.float32).view(-1, 1, 1)
     m = m * gain
@@ -151,6 +156,11 @@ def device_loader(dataset, plan: list[list[int]], store: DeviceStore):
     aug = getattr(dataset, "aug", None)
     h, w = store.height, store.width
     bands = store.mel.shape[-1]
+    on_host = host_audio(aug)
+
+    def draw_clip(i: int, rng):  # the same position in rng's sequence either way
+        return audio_input(store.store.mel(i), rng, aug) if on_host else draw_audio(bands, rng, aug)
+
     for batch in plan:
         if isinstance(dataset, PairDataset):
             idx, neg, a_par, p_par, n_par = [], [], [], [], []
@@ -160,7 +170,7 @@ def device_loader(dataset, plan: list[list[int]], store: DeviceStore):
                 j = dataset.negative(k, rng)
                 idx.append(i)
                 neg.append(j)
-                a_par.append(draw_audio(bands, rng, aug))
+                a_par.append(draw_clip(i, rng))
                 p_par.append(draw_image(h, w, rng, aug))
                 if dataset.negatives:
                     n_par.append(draw_image(h, w, rng, aug))
@@ -174,7 +184,7 @@ def device_loader(dataset, plan: list[list[int]], store: DeviceStore):
                 rng = sample_rng(dataset.seed, dataset.tag, k)
                 idx.append(dataset.indices[k])
                 i_par.append(draw_image(h, w, rng, aug))
-                a_par.append(draw_audio(bands, rng, aug))
+                a_par.append(draw_clip(dataset.indices[k], rng))
             out = {"image": images(store, idx, i_par), "audio": audio(store, idx, a_par),
                    "label": torch.as_tensor(dataset.labels[batch]), "index": torch.tensor(idx)}
         elif isinstance(dataset, PlainDataset):

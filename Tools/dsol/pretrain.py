@@ -37,8 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import Augment, SceneStore, load_manifest, sample_rng
-from .device_data import DeviceStore, draw_image, images
+from .data import Augment, SceneStore, draw_image, load_manifest, sample_rng
+from .device_data import DeviceStore, images
 from .model import ResNetS5
 from .train import Progress
 
