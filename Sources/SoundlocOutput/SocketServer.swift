@@ -68,6 +68,7 @@ public final class SocketServer: @unchecked Sendable {
     private let lock = NSLock()
     private var clients: [Int: SocketClient] = [:]
     private var nextClientID = 1
+    private var refused = 0
     private var latest: LatestFrame?
     private var closed = false
     /// Per-client objects not yet deallocated (registered or not), for tests and diagnostics.
@@ -205,6 +206,9 @@ public final class SocketServer: @unchecked Sendable {
     /// Clients connected now.
     public var connectedClients: Int { lock.withLock { clients.count } }
 
+    /// Connections admitted and refused (over `maxClients`) since the server started.
+    public var connectionCounts: (admitted: Int, refused: Int) { lock.withLock { (nextClientID - 1, refused) } }
+
     /// Per-client state objects still in memory. Once clients are gone this returns to 0: anything else is a
     /// leak (a closure or a table still holding a client).
     public var retainedClientObjects: Int { liveClients.value }
@@ -267,6 +271,7 @@ public final class SocketServer: @unchecked Sendable {
         let admission: Admission = lock.withLock {
             guard !closed else { return .closing }
             guard clients.count < configuration.maxClients else {
+                refused += 1
                 return .refused("too many clients (\(configuration.maxClients) connected); try again later")
             }
             let client = SocketClient(id: nextClientID, channel: channel, live: liveClients)

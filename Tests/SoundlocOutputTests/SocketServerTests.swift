@@ -523,6 +523,14 @@ final class SocketServerTests: XCTestCase {
     }
 }
 
+/// A count several threads add to.
+private final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add() { lock.withLock { count += 1 } }
+}
+
 /// Sequence numbers seen by concurrent reader threads.
 private final class Received: @unchecked Sendable {
     private let lock = NSLock()
@@ -591,17 +599,13 @@ extension SocketServerTests {
 }
 
 extension SocketServerTests {
-    /// Opens a connection and closes it at once without reading: what a churning client does.
-    private func connectAndHangUp() {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        close(fd)
+    /// Opens a connection and closes it at once without reading: what a churning client does. False when
+    /// the connection could not even be made.
+    @discardableResult
+    private func connectAndHangUp() -> Bool {
+        guard let client = try? RawClient(path: path) else { return false }
+        client.close()
+        return true
     }
 
     func testConnectionChurnLeavesNoClientBehind() throws {
@@ -611,17 +615,20 @@ extension SocketServerTests {
         _ = try reader.expectBanner()
         // Four threads connect and hang up at once, 2000 times in all, while frames are being published.
         let churn = DispatchGroup()
+        let made = Tally()
         for _ in 0..<4 {
-            DispatchQueue.global().async(group: churn) { for _ in 0..<500 { self.connectAndHangUp() } }
+            DispatchQueue.global().async(group: churn) { for _ in 0..<500 where self.connectAndHangUp() { made.add() } }
         }
         var seq: UInt64 = 0
         while churn.wait(timeout: .now() + 0.005) == .timedOut {
             server.publish(SocketTest.report(seq))
             seq += 1
         }
-        // Every churned client is gone from the table and from memory: only the reader is left.
+        // Once the server has taken every connection from its backlog, every churned client is gone from the
+        // table and from memory: only the reader is left.
         SocketTest.waitUntil("the churned clients to be released") {
-            server.connectedClients == 1 && server.retainedClientObjects == 1
+            let seen = server.connectionCounts
+            return seen.admitted + seen.refused == 1 + made.value && server.connectedClients == 1 && server.retainedClientObjects == 1
         }
         XCTAssertEqual(server.connectedClients, 1)
         XCTAssertEqual(server.retainedClientObjects, 1)
@@ -653,8 +660,10 @@ extension SocketServerTests {
         XCTAssertNil(try extra.readLine(), "the server hangs up on a client over the cap")
         XCTAssertEqual(server.connectedClients, 3)
         // Churn over the cap is refused without leaking either.
-        for _ in 0..<200 { connectAndHangUp() }
-        SocketTest.waitUntil("refused clients to be released") { server.retainedClientObjects == 3 }
+        let made = (0..<200).filter { _ in connectAndHangUp() }.count
+        SocketTest.waitUntil("the churned connections to be refused") { server.connectionCounts.refused == 1 + made }
+        XCTAssertEqual(server.connectionCounts.admitted, 3)
+        XCTAssertEqual(server.retainedClientObjects, 3)
         XCTAssertEqual(server.connectedClients, 3)
         // A slot frees when a client leaves, and the admitted ones keep getting frames.
         admitted[0].close()
