@@ -226,6 +226,14 @@ def test_train_pack_script_ships_the_run_in_parts(toy, tmp_path):
     state = torch.load(tmp_path / "run" / "checkpoints" / "state16.pt", weights_only=True)
     assert state["pseudo"] is not None and state["cluster_to_class"] is not None
     assert all(v.dtype == torch.float16 for v in state["state_dict"].values() if v.is_floating_point())
+    # the float16 state alone gives back the model (dsol.export), to float16 rounding
+    from dsol import export as E
+    assert E.main(["--checkpoint", str(tmp_path / "run" / "checkpoints" / "state16.pt"),
+                   "--out", str(tmp_path / "m16.safetensors")]) == 0
+    a, b = E.load_model(tmp_path / "run" / "model.safetensors"), E.load_model(tmp_path / "m16.safetensors")
+    assert a.classes == b.classes
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, rtol=2e-2, atol=1e-3 * float(x.abs().max()) + 1e-6), name
     for name, digest in sums.items():
         parts = sorted(out.glob(Path(name).name + ".part-*"))
         assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
