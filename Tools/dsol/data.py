@@ -89,10 +89,14 @@ class Scene:
 
 # ---------------------------------------------------------------- loading
 
-def load_manifest(path: str | Path) -> tuple[list[str], list[Scene]]:
-    """(class names, scenes) from the builder's manifest.json."""
+def load_manifest(path: str | Path, picture_only_ok: bool = False) -> tuple[list[str], list[Scene]]:
+    """(class names, scenes) from the builder's manifest.json. A picture-only set (dataset.portable:
+    no sounds) is refused unless picture_only_ok (dsol.pretrain, which reads no audio)."""
     path = Path(path)
     m = json.loads(path.read_text())
+    if m.get("picture_only") and not picture_only_ok:
+        raise SystemExit(f"{path}: a picture-only data set (dataset.portable, no sounds): it can warm-start "
+                         f"the vision trunk (python3 -m dsol.pretrain) but not train or score audio-visual matching")
     root = path.parent
     classes = list(m["classes"])
     scenes = []

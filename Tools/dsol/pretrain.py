@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(line, flush=True)
 
-    classes, scenes = load_manifest(args.data)
+    classes, scenes = load_manifest(args.data, picture_only_ok=True)
     k = len(classes)
     train = [s for s in scenes if s.split == "train"]
-    val = [s for s in (load_manifest(args.val)[1] if args.val else scenes) if s.split == "val"]
+    val = [s for s in (load_manifest(args.val, picture_only_ok=True)[1] if args.val else scenes) if s.split == "val"]
     if args.val_limit:
         val = val[:args.val_limit]
     drawings = drawing_names(args.data)

@@ -108,8 +108,10 @@ def test_manifest_loads_and_is_picture_only(built):
     a, _, _, m, _ = built
     assert m["format"] == "soundloc-scenes" and m["classes"] == CLASSES
     assert m["picture_only"] is True and m["build_params"]["audio"] is False
-    classes, scenes = load_manifest(a / "manifest.json")
+    classes, scenes = load_manifest(a / "manifest.json", picture_only_ok=True)
     assert classes == CLASSES and len(scenes) == N
+    with pytest.raises(SystemExit, match="picture-only"):  # the audio-visual trainer, dsol.pack, head_fit
+        load_manifest(a / "manifest.json")
     assert {s.split for s in scenes} == {"train"}
     assert {s.kind for s in scenes} == {"solo", "synthetic", "free"}
     assert m["counts"]["train"] == {k: sum(s.kind == k for s in scenes) for k in ("solo", "synthetic", "free")}
@@ -153,7 +155,7 @@ def test_every_object_is_a_labelled_procedural_drawing_inside_the_picture(built)
                     assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
     assert looks <= set(LOOKS) and len(looks) >= 3  # --styles all by default
     # dsol.pretrain gives every object its class
-    _, scenes = load_manifest(a / "manifest.json")
+    _, scenes = load_manifest(a / "manifest.json", picture_only_ok=True)
     names = drawing_names(a / "manifest.json")
     for sc in scenes:
         assert [o["label"] for o in labelled_objects(sc, "procedural", names)] == [o["class_id"] for o in sc.objects]
@@ -218,7 +220,7 @@ def test_jpeg_files_load(tmp_path):
     from dataset.variety import Variety
     from dsol.data import SceneStore, load_manifest
     build(str(tmp_path / "j"), 3, 1, Options(Variety(), image_format="jpeg"), quiet=True)
-    _, scenes = load_manifest(tmp_path / "j" / "manifest.json")
+    _, scenes = load_manifest(tmp_path / "j" / "manifest.json", picture_only_ok=True)
     for i, s in enumerate(scenes):
         assert s.image.endswith(".jpg")
         with Image.open(s.image) as im:
