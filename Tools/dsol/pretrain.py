@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from .data import Augment, SceneStore, draw_image, load_manifest, sample_rng
 from .device_data import DeviceStore, images
 from .model import ResNetS5
+from .pack import read_pack
 from .train import Progress
 
 GRID = 14
@@ -92,6 +93,24 @@ def labelled_objects(scene, which: str, drawings: dict[str, list[str]] | None = 
         proc = "procedural" in (names[j] if j < len(names) else str(ob.get("drawing", "")))
         out.append({"box": ob["box"], "label": int(ob["class_id"]) if (which == "all" or proc) else None})
     return out
+
+
+def schedule(frac: float) -> float:
+    """Learning-rate factor at a fraction of the run: linear warm-up over the first 5 %, then a
+    cosine to zero."""
+    if frac < 0.05:
+        return (frac + 1e-3) / 0.05
+    return 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, (frac - 0.05) / 0.95))))
+
+
+def validation_store(path: str | None, scenes) -> SceneStore:
+    """The validation scenes to score: those of a manifest or pack at path, else of `scenes`."""
+    if path and str(path).endswith(".npz"):
+        _, packed, jpegs, _ = read_pack(path)
+        keep = [k for k, s in enumerate(packed) if s.split == "val"]
+        return SceneStore([packed[k] for k in keep], False, encoded=[jpegs[k] for k in keep])
+    source = load_manifest(path, picture_only_ok=True)[1] if path else scenes
+    return SceneStore([s for s in source if s.split == "val"], cache_images=False)
 
 
 class CellClassifier(nn.Module):
@@ -149,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the trunk")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int)
-    ap.add_argument("--val", metavar="MANIFEST", help="score the validation split of this data set instead of "
-                    "--data's (e.g. the builder's held-out drawings when --data is a picture-only set)")
+    ap.add_argument("--val", metavar="DATA", help="score the validation split of this data set (a manifest or a "
+                    "dsol.pack training pack) instead of --data's, e.g. the builder's held-out drawings when "
+                    "--data is a picture-only set")
     ap.add_argument("--val-limit", type=int, help="validation scenes scored per epoch (default all)")
-    ap.add_argument("--time-budget", type=float, help="stop after the epoch that ends past this many seconds")
+    ap.add_argument("--time-budget", type=float, help="seconds: the learning-rate schedule runs on the clock "
+                    "and training stops when they are spent (a resumed run starts a new clock)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -179,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     classes, scenes = load_manifest(args.data, picture_only_ok=True)
     k = len(classes)
     train = [s for s in scenes if s.split == "train"]
-    val = [s for s in (load_manifest(args.val, picture_only_ok=True)[1] if args.val else scenes) if s.split == "val"]
+    val_store = validation_store(args.val, scenes)
     if args.val_limit:
-        val = val[:args.val_limit]
+        val_store = SceneStore(val_store.scenes[:args.val_limit], False,
+                               encoded=val_store._encoded[:args.val_limit] if val_store._encoded else None)
+    val = val_store.scenes
     drawings = drawing_names(args.data)
     objs = [labelled_objects(s, args.labels, drawings) for s in train]
     n_lab = sum(o["label"] is not None for ob in objs for o in ob)
@@ -194,13 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         log("no validation scenes: epochs are not scored (give --val MANIFEST)")
     bar = Progress(len(train) + len(val), "pictures", not args.quiet)
     dev_tr = DeviceStore(SceneStore(train, cache_images=False), device, bar.update, audio=False)
-    dev_va = DeviceStore(SceneStore(val, cache_images=False), device, bar.update, audio=False) if val else None
+    dev_va = DeviceStore(val_store, device, bar.update, audio=False) if val else None
     bar.close()
     torch.manual_seed(args.seed)
     model = CellClassifier(args.width, k).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.epochs * max(1, len(train) // args.batch),
-                                                pct_start=0.1)
+    steps = max(1, len(train) // args.batch)
     weight = torch.ones(k + 1, device=device)
     weight[k] = args.background_weight
     history, start = [], 0
@@ -208,15 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         st = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
         history, start = st["history"], st["epoch"] + 1
         log(f"resumed after epoch {st['epoch']}")
     aug = Augment(crop_min=args.crop_min)
     for epoch in range(start, args.epochs):
         model.train()
         order = np.random.default_rng([args.seed, 7, epoch]).permutation(len(train))
-        steps = len(train) // args.batch
         t0, tot = time.time(), torch.zeros((), device=device)
+        out_of_time = False
         bar = Progress(steps, f"e{epoch}", not args.quiet)
         for b in range(steps):
             part = order[b * args.batch:(b + 1) * args.batch].tolist()
@@ -230,17 +251,27 @@ def main(argv: list[str] | None = None) -> int:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=weight, ignore_index=IGNORE)
+            # with a time budget the schedule runs on the clock, so it ends annealed whenever time is up
+            frac = ((time.time() - started) / args.time_budget) if args.time_budget else \
+                (epoch * steps + b) / (args.epochs * steps)
+            for g in opt.param_groups:
+                g["lr"] = args.lr * schedule(frac)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
             tot = tot + loss.detach()
             if device.type == "cpu" or b % 25 == 24 or b + 1 == steps:
                 bar.update(b + 1 - bar.n, loss=loss.item())
+            if frac >= 1.0:
+                out_of_time = True
+                steps_done = b + 1
+                break
+        else:
+            steps_done = steps
         bar.close()
         dt = time.time() - t0
-        entry = {"epoch": epoch, "loss": float(tot) / max(steps, 1), "time_s": dt,
-                 "pictures_per_s": steps * args.batch / max(dt, 1e-9)}
+        entry = {"epoch": epoch, "loss": float(tot) / max(steps_done, 1), "time_s": dt, "steps": steps_done,
+                 "pictures_per_s": steps_done * args.batch / max(dt, 1e-9)}
         msg = f"epoch {epoch}: loss {entry['loss']:.4f}, {entry['pictures_per_s']:.0f} pictures/s"
         if dev_va is not None:
             entry["val"] = v = evaluate(model, dev_va, val, list(range(len(val))), k, args.bf16)
@@ -249,11 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         history.append(entry)
         log(msg)
         tmp = last.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "history": history, "epoch": epoch}, tmp)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "history": history, "epoch": epoch}, tmp)
         os.replace(tmp, last)
-        if args.time_budget and time.time() - started > args.time_budget:
-            log(f"time budget of {args.time_budget:.0f} s reached after epoch {epoch}")
+        if out_of_time:
+            log(f"time budget of {args.time_budget:.0f} s reached in epoch {epoch}")
             break
     vision = {n: t.detach().cpu() for n, t in model.vision.state_dict().items()}
     torch.save({"vision": vision, "width": args.width, "classes": classes, "labels": args.labels,

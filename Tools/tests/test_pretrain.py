@@ -123,3 +123,53 @@ def test_vision_init_reads_the_torchvision_layout(toy, tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(SystemExit, match="not a ResNet-18 trunk"):
         tr.vision_init(tmp_path / "bad.pth")
+
+
+def test_schedule_warms_up_then_anneals_to_zero():
+    assert P.schedule(0.0) < 0.05 and P.schedule(0.05) == pytest.approx(1.0)
+    assert P.schedule(0.525) == pytest.approx(0.5) and P.schedule(1.0) == pytest.approx(0.0, abs=1e-12)
+    xs = [P.schedule(f) for f in np.linspace(0.05, 1.0, 20)]
+    assert all(a >= b for a, b in zip(xs, xs[1:]))
+
+
+def test_time_budget_stops_within_an_epoch_and_val_reads_a_pack(toy, tmp_path):
+    from dsol import pack as PK
+    _, manifest = toy
+    pk = tmp_path / "val.npz"
+    PK.write_pack(manifest, pk, val_per_kind=2, progress=False)
+    out = tmp_path / "budget"
+    assert P.main(["--data", str(manifest), "--val", str(pk), "--out", str(out), "--width", "4", "--epochs", "50",
+                   "--batch", "2", "--labels", "all", "--time-budget", "0.001", "--quiet", "--threads", "2"]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 1 and hist[0]["steps"] == 1       # out of time at the first step
+    assert hist[0]["val"]["objects"] > 0                  # scored on the pack's validation scenes
+    assert "time budget" in (out / "log.txt").read_text()
+
+
+def test_gpu_window_script_on_the_cpu(toy, tmp_path):
+    """The whole window at toy size: fresh pictures, warm start, stage 1 from it, the trip back."""
+    import subprocess
+    from dsol import pack as PK
+    _, manifest = toy
+    pk = tmp_path / "toy.npz"
+    PK.write_pack(manifest, pk, val_per_kind=1, progress=False)
+    cfg = yaml.safe_load((ROOT / "Tools/dsol/configs/gpu_fast.yaml").read_text())
+    cfg["stage1"].update({"epochs": 2, "batch_size": 4, "class_batch_size": 4, "max_batches": 1,
+                          "kmeans_restarts": 1, "cluster_every": 1})
+    cfg["eval"].update({"limit": 1, "batch_size": 8})
+    cfg["threads"] = 2
+    path = tmp_path / "fast.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(ROOT / "Tools/gpu_window.sh"), str(pk), str(out), "--minutes", "6",
+                        "--pretrain-minutes", "1", "--scenes", "12", "--width", "4", "--config", str(path)],
+                       capture_output=True, text=True, timeout=900,
+                       env={**__import__("os").environ, "GPU_WINDOW_WORK": str(tmp_path / "work")})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    names = {p.name for p in out.iterdir()}
+    assert {"window.log", "run.tar.gz", "pretrain.tar.gz", "SHA256SUMS"} <= names
+    assert any(n.startswith("state16.pt.part-") for n in names) and not any(n.startswith("model.") for n in names)
+    conf = yaml.safe_load((tmp_path / "work" / "run" / "config.yaml").read_text())
+    assert conf["vision_init"].endswith("pretrain/vision.pt") and conf["width"] == 4
+    log = (out / "window.log").read_text()
+    assert "1/3" in log and "2/3" in log and "3/3" in log and "done in" in log
