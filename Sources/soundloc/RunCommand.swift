@@ -62,6 +62,7 @@ struct RunCommand: ParsableCommand {
         if let threads { settings.engine.threads = threads }
         var logger = Log.logger("soundloc.run")
         if let level = Logger.Level(rawValue: settings.logLevel), config != nil { logger.logLevel = level }
+        try settings.applyKernelChoice(file: config ?? "the built-in configuration")
 
         let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
                                            frameLimit: frames, logger: logger)

@@ -18,7 +18,9 @@ final class ApplianceConfigTests: XCTestCase {
         }
         let pi5 = try ApplianceConfig.load(path: Self.configs.appendingPathComponent("raspberry-pi-5.yaml").path)
         XCTAssertEqual(pi5.engine.kernels, "neondot")
-        XCTAssertEqual(pi5.audio.pcm, "plughw:1,0")
+        XCTAssertEqual(pi5.audio.pcm, "plughw:CARD=Device,DEV=0")
+        let pi4 = try ApplianceConfig.load(path: Self.configs.appendingPathComponent("raspberry-pi-4.yaml").path)
+        XCTAssertEqual(pi4.audio.pcm, "plughw:CARD=Device,DEV=0", "stable card names, not numbers")
         XCTAssertEqual(pi5.output.socketGroup, "audio")
     }
 
@@ -125,5 +127,95 @@ extension ApplianceConfigTests {
         XCTAssertThrowsError(try ApplianceConfig.parse("output:\n  max_clients: 0\n", file: "b.yaml")) {
             XCTAssertEqual(($0 as? ConfigError)?.key, "output.max_clients")
         }
+    }
+}
+
+extension ApplianceConfigTests {
+    func testCheckReportsEveryProblemAtOnce() {
+        let text = """
+            board: pi
+            log_level: loud
+            colour: blue
+            audio:
+              pcm: plughw:CARD=Device,DEV=0
+              period_ms: 2
+              rate: 44100
+            video:
+              device: /dev/video0
+              fsp: 30
+              width: wide
+            engine: 3
+            pipeline:
+              silence_dbfs: 3
+            output:
+              socket_mode: 660
+              max_clients: 0
+            """
+        let report = ApplianceConfig.check(text, file: "board.yaml")
+        XCTAssertTrue(report.readable)
+        XCTAssertEqual(report.problems.map { $0.key ?? "-" }, [
+            "log_level", "audio.period_ms", "audio.rate", "video.width", "video.fsp", "engine", "pipeline.silence_dbfs",
+            "output.socket_mode", "output.max_clients", "colour",
+        ])
+        let lines = report.problems.map(\.description)
+        XCTAssertEqual(lines[1], "board.yaml: audio.period_ms: expected an integer in 5…200, got 2")
+        XCTAssertEqual(lines[4], "board.yaml: video.fsp: unknown key (did you mean fps?); allowed here: device, width, height, fps")
+        XCTAssertEqual(lines[5], "board.yaml: engine: expected a mapping of keys to values, got 3")
+        XCTAssertTrue(lines.allSatisfy { !$0.contains("\n") })
+        // What was valid is kept; what was not keeps its default.
+        XCTAssertEqual(report.config.board, "pi")
+        XCTAssertEqual(report.config.audio.pcm, "plughw:CARD=Device,DEV=0")
+        XCTAssertEqual(report.config.audio.periodMilliseconds, 20)
+        XCTAssertEqual(report.config.output.maxClients, 64)
+        XCTAssertTrue(report.hasProblem("video.width") && !report.hasProblem("video.device"))
+        XCTAssertTrue(report.keysSet.contains("video.fsp") && report.keysSet.contains("colour"))
+        // parse() still stops at the first problem, the same one.
+        XCTAssertThrowsError(try ApplianceConfig.parse(text, file: "board.yaml")) {
+            XCTAssertEqual($0 as? ConfigError, report.problems.first)
+        }
+    }
+
+    func testUnreadableTextIsOneProblemWithoutAKey() {
+        for text in ["audio: [unclosed\n", "audio: " + String(repeating: "[", count: 40) + String(repeating: "]", count: 40)] {
+            let report = ApplianceConfig.check(text, file: "b.yaml")
+            XCTAssertFalse(report.readable)
+            XCTAssertEqual(report.problems.count, 1)
+            XCTAssertNil(report.problems.first?.key)
+        }
+        let missing = ApplianceConfig.check(path: "/nonexistent/board.yaml")
+        XCTAssertFalse(missing.readable)
+        XCTAssertEqual(missing.problems.map(\.description), ["/nonexistent/board.yaml: cannot read the file: no such file"])
+    }
+
+    func testTyposGetASuggestionAndStrangersDoNot() {
+        let report = ApplianceConfig.check("audio:\n  pcn: x\n  period: 20\nvidoe: {}\npipeline:\n  gate: 1\n", file: "b.yaml")
+        XCTAssertEqual(report.problems.map(\.description), [
+            "b.yaml: audio.pcn: unknown key (did you mean pcm?); allowed here: pcm, period_ms",
+            "b.yaml: audio.period: unknown key; allowed here: pcm, period_ms",
+            "b.yaml: pipeline.gate: unknown key; allowed here: max_fps, silence_dbfs, min_sounding_peak",
+            "b.yaml: vidoe: unknown key (did you mean video?); allowed here: board, log_level, audio, video, model, engine, pipeline, output",
+        ])
+    }
+
+    func testAcceptedKeysComeFromTheLoader() {
+        XCTAssertEqual(ApplianceConfig.acceptedKeys, [
+            "board", "log_level", "audio.pcm", "audio.period_ms", "video.device", "video.width", "video.height", "video.fps",
+            "model.path", "engine.threads", "engine.kernels", "pipeline.max_fps", "pipeline.silence_dbfs",
+            "pipeline.min_sounding_peak", "output.socket", "output.socket_mode", "output.socket_group", "output.max_clients",
+        ])
+    }
+
+    func testKernelChoiceIsCheckedAgainstThisCPU() {
+        var config = ApplianceConfig()
+        XCTAssertNil(config.kernelProblem)
+        config.engine.kernels = "reference"
+        XCTAssertNil(config.kernelProblem)
+        #if arch(x86_64)
+        config.engine.kernels = "neondot"
+        #else
+        config.engine.kernels = "avx2"
+        #endif
+        XCTAssertTrue(config.kernelProblem?.contains("is not supported by this CPU (it runs: ") ?? false, "\(config.kernelProblem ?? "nil")")
+        XCTAssertTrue(config.kernelProblem?.contains("reference") ?? false)
     }
 }

@@ -51,6 +51,12 @@ public enum Int8Kernels {
         return String(cString: soundloc_kernels_active_name())
     }
     public static var activeName: String { String(cString: soundloc_kernels_active_name()) }
+    /// Every implementation name `SOUNDLOC_KERNELS` takes, best first.
+    public static let names = ["avx512vnni", "avx2", "neondot", "neon", "reference"]
+    /// Whether `name` is built for this architecture and supported by this CPU.
+    public static func isSupported(_ name: String) -> Bool { soundloc_kernels_supported(name) != 0 }
+    /// The implementations this CPU runs, best first (always ends with the reference).
+    public static var supportedNames: [String] { names.filter(isSupported) }
     /// Register tile rows of the active implementation (row splits are multiples of it).
     static var tileRows: Int { Int(soundloc_kernels_active().pointee.mr) }
 }
