@@ -105,25 +105,25 @@ public final class ALSACaptureSource: AudioSource {
     }
 
     /// Names of PCMs that alsa's hints say can capture (IOID "Input" or unspecified), for device listings.
-    public static func capturePCMNames() -> [String] {
+    public static func capturePCMNames() -> [String] { capturePCMHints().map(\.name) }
+
+    /// The PCMs alsa's hints (its configuration's `hint` sections and the cards' PCM definitions) say can capture.
+    public static func capturePCMHints() -> [PCMHint] {
         var hints: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         guard snd_device_name_hint(-1, "pcm", &hints) == 0, let hints else { return [] }
         defer { snd_device_name_free_hint(hints) }
-        var names: [String] = []
+        func field(_ hint: UnsafeMutableRawPointer, _ name: String) -> String? {
+            guard let pointer = snd_device_name_get_hint(hint, name) else { return nil }
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }
+        var raw: [PCMHint.Raw] = []
         var index = 0
         while let hint = hints[index] {
             index += 1
-            guard let namePointer = snd_device_name_get_hint(hint, "NAME") else { continue }
-            let name = String(cString: namePointer)
-            free(namePointer)
-            var capable = true
-            if let ioidPointer = snd_device_name_get_hint(hint, "IOID") {
-                capable = String(cString: ioidPointer) == "Input"
-                free(ioidPointer)
-            }
-            if capable { names.append(name) }
+            raw.append(PCMHint.Raw(name: field(hint, "NAME"), description: field(hint, "DESC"), ioid: field(hint, "IOID")))
         }
-        return names
+        return PCMHint.capture(raw)
     }
 
     // MARK: - Internals
