@@ -74,7 +74,7 @@ fi
 if ((want_python)); then
   # pip name=import name; torch is pinned to the CPU build (plain `torch` would pull ~3 GB of CUDA).
   py_packages=(numpy=numpy scipy=scipy pytest=pytest librosa=librosa soundfile=soundfile
-               safetensors=safetensors onnx=onnx onnxruntime=onnxruntime "torch==2.13.0+cpu=torch")
+               safetensors=safetensors onnx=onnx onnxruntime=onnxruntime tqdm=tqdm "torch==2.13.0+cpu=torch")
   py_missing=()
   for entry in "${py_packages[@]}"; do
     python3 -c "import ${entry##*=}" 2>/dev/null || py_missing+=("${entry%=*}")

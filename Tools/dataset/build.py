@@ -137,39 +137,10 @@ def _make(task):
                                        key=CLASSES.index), **extra}
 
 
-class Progress:
-    """tqdm when installed, else a one-line bar on stderr."""
-
-    def __init__(self, total, desc):
-        self.total, self.n, self.desc, self.t0 = total, 0, desc, time.time()
-        try:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=desc, unit="scene", file=sys.stderr)
-        except ImportError:
-            self.bar = None
-            self._last = 0.0
-
-    def update(self, k=1):
-        self.n += k
-        if self.bar is not None:
-            self.bar.update(k)
-            return
-        now = time.time()
-        if now - self._last > 0.5 or self.n == self.total:
-            self._last = now
-            frac = self.n / max(self.total, 1)
-            rate = self.n / max(now - self.t0, 1e-9)
-            eta = (self.total - self.n) / max(rate, 1e-9)
-            bar = "#" * int(30 * frac)
-            sys.stderr.write(f"\r{self.desc} [{bar:<30}] {self.n}/{self.total} "
-                             f"{rate:.1f}/s eta {eta:.0f}s")
-            sys.stderr.flush()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            sys.stderr.write("\n")
+def scene_progress(total: int, desc: str = "scenes"):
+    """A tqdm bar of scenes on stderr (update, close)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="scene", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- manifest
@@ -294,7 +265,7 @@ def build(out: str, seed: int, counts: dict, splits: list, workers: int = 1,
                     tasks.append((split, kind, i))
     skipped = len(results)
     _init(cat, out, seed)
-    prog = Progress(len(tasks), "scenes") if not quiet else None
+    prog = scene_progress(len(tasks)) if not quiet else None
     with open(os.path.join(journal_dir, "scenes.jsonl"), "a", encoding="utf-8") as journal:
         def record(sc):
             results[sc["id"]] = sc

@@ -43,7 +43,7 @@ from . import metrics as M
 from .data import COCKTAIL_KINDS, SOLO_KINDS, SceneStore, audio_input, load_manifest
 from .export import load_model, read_safetensors, write_safetensors
 from .image import preprocess
-from .train import Progress
+from .progress import Progress
 
 POOLS = ("mean", "lnorm")
 FEATURE_VERSION = 1

@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from PIL import Image
 
 from .audio import TOP_DB, load_clip, logmel_batch
 from .data import COCKTAIL_KINDS, SOLO_KINDS, Scene, load_manifest
+from .progress import Progress
 
 FORMAT = "soundloc-train-pack"
 VERSION = 1
@@ -93,6 +93,7 @@ def write_pack(manifest: str | Path, out: str | Path, cocktail: int | None = Non
         raise SystemExit(f"{manifest}: no training scenes to pack")
     jpegs, codes, peaks = [], [], []
     chunk = 64
+    bar = Progress(len(picked), "pack", progress)
     for a in range(0, len(picked), chunk):
         idx = picked[a:a + chunk]
         clips = np.stack([load_clip(scenes[i].audio, scenes[i].audio_start) for i in idx])
@@ -100,13 +101,8 @@ def write_pack(manifest: str | Path, out: str | Path, cocktail: int | None = Non
         codes.append(q)
         peaks.append(p)
         jpegs += [_jpeg(scenes[i].image, quality) for i in idx]
-        if progress:
-            done = a + len(idx)
-            bar = "#" * int(30 * done / len(picked))
-            sys.stderr.write(f"\rpack [{bar:<30}] {done}/{len(picked)} {time.time() - t0:.0f}s")
-            sys.stderr.flush()
-    if progress:
-        sys.stderr.write("\n")
+        bar.update(len(idx))
+    bar.close()
     offsets = np.cumsum([0] + [len(j) for j in jpegs]).astype(np.int64)
     meta = {
         "format": FORMAT, "version": VERSION, "classes": classes, "jpeg_quality": quality, "mel_bits": mel_bits, "seed": seed,

@@ -41,7 +41,7 @@ from .data import Augment, SceneStore, draw_image, load_manifest, sample_rng
 from .device_data import DeviceStore, images
 from .model import ResNetS5
 from .pack import read_pack
-from .train import Progress
+from .progress import Progress
 
 GRID = 14
 IGNORE = -100

@@ -35,7 +35,8 @@ from . import metrics as M
 from .data import COCKTAIL_KINDS, SOLO_KINDS, PairDataset, SceneStore, batch_plan, load_manifest, loader
 from .export import load_model, read_safetensors
 from .head_fit import extract, headline, score
-from .train import Progress, bce
+from .losses import quadrant_l1
+from .progress import Progress
 
 
 def measure(model, store: SceneStore, scenes, solo: list[int], cocktail: list[int], c2c, k: int) -> dict:
@@ -82,8 +83,7 @@ def run_terms(src, terms: set[str], store_tr: SceneStore, train_idx: list[int], 
         l = model.loc(fv, torch.cat([ga, ga]))
         loss = torch.zeros(())
         if "l1" in terms:
-            l1 = 0.5 * (bce(torch.amax(l[:bsz], dim=(1, 2, 3)), 1.0) + bce(F.adaptive_max_pool2d(l[bsz:], 2).flatten(), 0.0))
-            loss = loss + 0.5 * l1
+            loss = loss + 0.5 * quadrant_l1(l[:bsz], l[bsz:])[0]
         if "kl" in terms:
             log_pv = F.log_softmax((model.object_response(fv[:bsz]) * l[:bsz]).mean(dim=(2, 3)), dim=1)
             with torch.no_grad():

@@ -45,7 +45,6 @@ position), so on CPU a resumed run is bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -64,7 +63,9 @@ from .data import (SOLO_KINDS, Augment, ClassifyDataset, PairDataset, PlainDatas
                    SceneStore, audio_input, batch_plan, load_annotation, load_manifest, load_music, loader)
 from .device_data import DeviceStore, check_augment, device_loader
 from .export import export_model
-from .kmeans import kmeans, l2_normalize
+from .kmeans import kmeans, l2_normalize, nmi, object_features
+from .losses import all_pairs_loss, quadrant_l1
+from .progress import GpuUtilisation, Progress
 from .model import DSOL, MUSIC_CLASSES
 from .pack import read_pack
 
@@ -147,148 +148,6 @@ def load_config(path: str | Path | None) -> dict:
 
 # ---------------------------------------------------------------- small utilities
 
-class GpuUtilisation:
-    """Mean GPU utilisation (%) and peak memory (GB) of a CUDA device while a phase runs, sampled
-    from NVML (torch.cuda.utilization) or nvidia-smi once a second on a thread; nothing elsewhere."""
-
-    def __init__(self, device: torch.device):
-        self.samples: list[float] = []
-        self.device = device
-        self._stop = None
-        if device.type != "cuda":
-            return
-        import threading
-        torch.cuda.reset_peak_memory_stats(device)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> float | None:
-        try:
-            return float(torch.cuda.utilization(self.device))
-        except Exception:  # no pynvml: ask nvidia-smi
-            import subprocess
-            try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                      "-i", str(self.device.index or 0)], capture_output=True, text=True, timeout=5)
-                return float(out.stdout.strip().splitlines()[0])
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-                return None
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            v = self._read()
-            if v is not None:
-                self.samples.append(v)
-
-    def stop(self) -> dict:
-        if self._stop is None:
-            return {}
-        self._stop.set()
-        self._thread.join()
-        out = {"gpu_mem_gb": torch.cuda.max_memory_allocated(self.device) / 1e9}
-        if self.samples:
-            out["gpu_util"] = float(np.mean(self.samples))
-        return out
-
-
-class Progress:
-    """tqdm when installed, else a one-line bar on stderr."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = True):
-        self.total, self.desc, self.n, self.t0, self.enabled = total, desc, 0, time.time(), enabled
-        self.bar, self.post = None, ""
-        if enabled:
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
-            except ImportError:
-                pass
-
-    def update(self, k: int = 1, **post) -> None:
-        self.n += k
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            if post:
-                self.bar.set_postfix({a: (f"{b:.4f}" if isinstance(b, float) else b) for a, b in post.items()},
-                                     refresh=False)
-            self.bar.update(k)
-            return
-        el = time.time() - self.t0
-        eta = el / max(self.n, 1) * (self.total - self.n)
-        post_s = " ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}" for a, b in post.items())
-        bar = "#" * int(24 * self.n / max(self.total, 1))
-        sys.stderr.write(f"\r{self.desc} [{bar:<24}] {self.n}/{self.total} {el:.0f}s<{eta:.0f}s {post_s}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            sys.stderr.write("\n")
-
-
-def all_pairs_loss(logits: torch.Tensor, infonce: float = 0.0) -> torch.Tensor:
-    """Stage-1 matching loss over a batch's (N_img, N_aud) matching logits, pairs on the diagonal:
-    BCE on the N positives and on the N(N-1) mismatches, each half weighing the same, plus `infonce`
-    times the batch-softmax term (which picture goes with this audio, which audio with this picture).
-    The softmax term is what gets training from scratch off the ground: a constant audio embedding
-    leaves every score at 0.5, a plateau of the BCE (ln 2) but ln N for the softmax term."""
-    n = logits.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=logits.device)
-    loss = 0.5 * (F.binary_cross_entropy_with_logits(logits[eye], torch.ones_like(logits[eye]))
-                  + F.binary_cross_entropy_with_logits(logits[~eye], torch.zeros_like(logits[~eye])))
-    if infonce > 0:
-        idx = torch.arange(n, device=logits.device)
-        loss = loss + infonce * 0.5 * (F.cross_entropy(logits, idx) + F.cross_entropy(logits.t(), idx))
-    return loss
-
-
-def nmi(a, b) -> float:
-    """Normalised mutual information (arithmetic mean normalisation, as scikit-learn)."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.size == 0:
-        return 0.0
-    _, ai = np.unique(a, return_inverse=True)
-    _, bi = np.unique(b, return_inverse=True)
-    c = np.zeros((ai.max() + 1, bi.max() + 1))
-    np.add.at(c, (ai, bi), 1)
-    p = c / c.sum()
-    pa, pb = p.sum(1), p.sum(0)
-    nz = p > 0
-    mi = float((p[nz] * np.log(p[nz] / (pa[:, None] * pb[None, :])[nz])).sum())
-    ha = -float((pa[pa > 0] * np.log(pa[pa > 0])).sum())
-    hb = -float((pb[pb > 0] * np.log(pb[pb > 0])).sum())
-    if ha + hb == 0:
-        return 1.0
-    return float(mi / ((ha + hb) / 2)) if mi > 0 else 0.0
-
-
-def dilate4(mask: torch.Tensor) -> torch.Tensor:
-    """Grow a (N, 1, H, W) {0,1} mask by one cell to its 4 neighbours (borders included)."""
-    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], dtype=mask.dtype,
-                     device=mask.device).view(1, 1, 3, 3)
-    return (F.conv2d(mask, k, padding=1) > 0).to(mask.dtype)
-
-
-def object_features(fv: torch.Tensor, l: torch.Tensor, threshold: float = 0.05,
-                    relative: float | None = None) -> torch.Tensor:
-    """Masked object feature o (N, D) of features fv (N, D, H, W) under sounding maps l (N, 1, H, W).
-    The authors' mask (relative None): l > threshold grown by one cell, o = mean over all cells.
-    relative r: l >= r * max(l) of each picture, o = mean over the masked cells. A stage-1 map
-    trained from scratch is nearly flat (here l > 0.05 covered every cell), so the authors' o
-    becomes the whole picture's mean and K-means clusters the background photos; the cells
-    nearest the maximum keep the sounding object (cluster NMI 0.23 with r = 0.95 against 0.05,
-    measured on a width-32 model and 800 training solo scenes)."""
-    if relative is None:
-        return (fv * dilate4((l > threshold).to(fv.dtype))).mean(dim=(2, 3))
-    mask = (l >= float(relative) * torch.amax(l, dim=(2, 3), keepdim=True)).to(fv.dtype)
-    return (fv * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1.0)
-
-
 def init_weights(model: DSOL, scale_init: float) -> None:
     """torchvision ResNet init for the trunks (kaiming-normal fan-out convs, BN 1/0)."""
     for m in list(model.vision.modules()) + list(model.audio.modules()):
@@ -334,10 +193,6 @@ def stage_modules(net, n: int) -> list[nn.Module]:
     return mods
 
 
-def bce(p: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy(p, torch.full_like(p, target))
-
-
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
@@ -350,29 +205,29 @@ class Trainer:
         self.data_path = str(data_path)
         (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         self.log_file = open(self.out / "log.txt", "a", encoding="utf-8")
-        if cfg.get("threads"):
+        if cfg["threads"]:
             torch.set_num_threads(int(cfg["threads"]))
-        if cfg["speed"].get("cudnn_benchmark") and self.device.type == "cuda":
+        if cfg["speed"]["cudnn_benchmark"] and self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cudnn.deterministic = False
-        elif cfg.get("deterministic", True):
+        elif cfg["deterministic"]:
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
         self._device_stores: dict[int, DeviceStore] = {}
-        self.aug = Augment.from_config(cfg.get("augment"))
-        if cfg["speed"].get("device_data"):
+        self.aug = Augment.from_config(cfg["augment"])
+        if cfg["speed"]["device_data"]:
             try:
                 check_augment(self.aug)
             except ValueError as e:
                 raise SystemExit(str(e))
         self._load_data()
-        self.n_clusters = int(cfg.get("clusters") or len(self.classes))
+        self.n_clusters = int(cfg["clusters"] or len(self.classes))
         torch.manual_seed(self.seed)
         self.model = DSOL(width=int(cfg["width"]), num_classes=self.n_clusters,
                           classes=[f"cluster{j}" for j in range(self.n_clusters)])
         init_weights(self.model, float(cfg["stage1"]["scale_init"]))
         self.model.to(self.device)
-        if cfg["speed"].get("channels_last"):
+        if cfg["speed"]["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.opt1 = self._adam(self._backbone_params(), cfg["stage1"]["lr"], cfg["stage1"]["weight_decay"])
         self.opt2 = None
@@ -412,7 +267,7 @@ class Trainer:
         cache = self.out / "cache"
         split_idx = {sp: [k for k, s in enumerate(scenes) if s.split == sp] for sp in ("train", "val", "test")}
         by_split = {sp: [scenes[k] for k in idx] for sp, idx in split_idx.items()}
-        self.stores = {sp: SceneStore(by_split[sp], self.cfg.get("cache_images", True), cache,
+        self.stores = {sp: SceneStore(by_split[sp], self.cfg["cache_images"], cache,
                                       None if jpegs is None else [jpegs[k] for k in idx],
                                       None if mel is None else mel[idx])
                        for sp, idx in split_idx.items()}
@@ -451,7 +306,7 @@ class Trainer:
             due = e >= int(s1["warmup_epochs"]) and (e - int(s1["warmup_epochs"])) % max(1, int(s1["cluster_every"])) == 0
             if due or e == e1 - 1:  # the last epoch always clusters: stage 2 needs its dictionary
                 steps.append(("s1_cls", e))
-        if e1 == 0 and not self.cfg.get("init_from"):  # with --init, stage 1 comes from the checkpoint
+        if e1 == 0 and not self.cfg["init_from"]:  # with --init, stage 1 comes from the checkpoint
             steps.append(("s1_cls", 0))
         if int(s2["epochs"]) > 0 and self.cocktail_idx:
             steps.append(("s2_init", 0))
@@ -499,7 +354,7 @@ class Trainer:
         except OSError:
             import shutil
             shutil.copyfile(path, ck / "last.pt")
-        keep = int(self.cfg.get("keep_checkpoints", 2))
+        keep = int(self.cfg["keep_checkpoints"])
         old = sorted(p for p in ck.glob("[0-9][0-9][0-9]_*.pt"))
         for p in old[:-keep] if keep > 0 else []:
             p.unlink()
@@ -602,7 +457,7 @@ class Trainer:
         s2 = self.cfg["stage2"]
         params = [p for n, p in self.model.named_parameters() if n not in ("dsol.dictionary", "dsol.affine")]
         groups = [{"params": params},
-                  {"params": [self.model.dsol.affine], "lr": float(s2.get("affine_lr") or s2["lr"])}]
+                  {"params": [self.model.dsol.affine], "lr": float(s2["affine_lr"] or s2["lr"])}]
         self.opt2 = self._adam(groups, s2["lr"], s2["weight_decay"])
 
     def _make_teacher(self) -> None:
@@ -615,7 +470,7 @@ class Trainer:
         entry [from_epoch, factor] reached (a step schedule; none = constant)."""
         s1 = self.cfg["stage1"]
         factor = 1.0
-        for start, f in s1.get("lr_steps") or []:
+        for start, f in s1["lr_steps"] or []:
             if epoch >= int(start):
                 factor = float(f)
         for g in self.opt1.param_groups:
@@ -623,9 +478,9 @@ class Trainer:
 
     def _frozen(self, stage1_epoch: int | None) -> tuple[int, int]:
         sp = self.cfg["speed"]
-        if stage1_epoch is not None and stage1_epoch < int(sp.get("freeze_from_epoch", 0)):
+        if stage1_epoch is not None and stage1_epoch < int(sp["freeze_from_epoch"]):
             return 0, 0
-        return int(sp.get("freeze_vision", 0)), int(sp.get("freeze_audio", 0))
+        return int(sp["freeze_vision"]), int(sp["freeze_audio"])
 
     def _train_mode(self, frozen: tuple[int, int]) -> None:
         self.model.train()
@@ -634,19 +489,19 @@ class Trainer:
 
     def _to(self, x: torch.Tensor, image: bool = False) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        if image and self.cfg["speed"].get("channels_last"):
+        if image and self.cfg["speed"]["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _features(self, images, audio, frozen=(0, 0)):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.cfg["speed"].get("bf16"))):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.cfg["speed"]["bf16"])):
             fv = trunk(self.model.vision, images, frozen[0])
             ga = torch.amax(trunk(self.model.audio, audio, frozen[1]), dim=(2, 3))
         return fv.float(), ga.float()
 
     def _loader(self, ds, plan):
-        if not self.cfg["speed"].get("device_data"):
-            return loader(ds, plan, int(self.cfg.get("workers", 0)))
+        if not self.cfg["speed"]["device_data"]:
+            return loader(ds, plan, int(self.cfg["workers"]))
         key = id(ds.store)
         if key not in self._device_stores:
             split = next(sp for sp, st in self.stores.items() if st is ds.store)
@@ -658,12 +513,40 @@ class Trainer:
     def _synced(self, i: int, n: int) -> bool:
         """Whether step i of n reads values back from the device (progress bar); on a GPU every read
         is a host synchronisation that stalls the queue of kernels."""
-        every = int(self.cfg["speed"].get("sync_every") or 1) if self.device.type != "cpu" else 1
+        every = int(self.cfg["speed"]["sync_every"] or 1) if self.device.type != "cpu" else 1
         return (i + 1) % every == 0 or i + 1 == n
 
     def _limit(self, section: str) -> int | None:
-        v = self.cfg.get("limit") or self.cfg[section].get("max_batches")
+        v = self.cfg["limit"] or self.cfg[section]["max_batches"]
         return int(v) if v else None
+
+    def _epoch(self, ds, plan: list[list[int]], desc: str, step, opts) -> dict:
+        """One pass of a training phase over plan: step(batch) -> (loss, samples, {name: sum over the
+        batch}) computes a batch's loss, which is then minimised with every optimiser in opts. Running
+        sums stay on the device (read at the end, and by the bar every sync_every steps); returns the
+        per-sample means ("loss" and step's names) and the pass's timing and throughput."""
+        bar = Progress(len(plan), desc, not self.quiet)
+        util = GpuUtilisation(self.device)
+        sums: dict = {}
+        n, t0 = 0, time.time()
+        for bi, b in enumerate(self._loader(ds, plan)):
+            loss, k, extra = step(b)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in opts:
+                o.step()
+            for name, v in [("loss", loss * k), *extra.items()]:
+                sums[name] = sums.get(name, 0.0) + v.detach()
+            n += k
+            if self._synced(bi, len(plan)):
+                bar.update(bi + 1 - bar.n, loss=loss.item())
+        bar.close()
+        dt = time.time() - t0
+        out = {name: float(v) / max(n, 1) for name, v in sums.items()}
+        out.update({"batches": len(plan), "sec_per_batch": dt / max(len(plan), 1), "time_s": dt,
+                    "pairs_per_s": n / max(dt, 1e-9), **util.stop()})
+        return out
 
     # ------------------------------------------------ stage 1
 
@@ -672,16 +555,14 @@ class Trainer:
         self._stage1_lr(epoch)
         frozen = self._frozen(epoch)
         self._train_mode(frozen)
-        all_pairs = bool(s1.get("all_pairs", False))
-        infonce = float(s1.get("infonce", 0.0) or 0.0)
+        all_pairs = bool(s1["all_pairs"])
+        infonce = float(s1["infonce"] or 0.0)
         ds = PairDataset(self.stores["train"], self.solo_idx, self.seed, self.aug, negatives=not all_pairs)
         ds.set_tag(1, epoch)
         rng = np.random.default_rng([self.seed, 1, epoch])
         plan = batch_plan(len(ds), int(s1["batch_size"]), rng, True, self._limit("stage1"))
-        bar = Progress(len(plan), f"s1 e{epoch} loc", not self.quiet)
-        tot, acc, n, t0 = 0.0, 0.0, 0, time.time()
-        util = GpuUtilisation(self.device)
-        for bi, b in enumerate(self._loader(ds, plan)):
+
+        def step(b):
             audio = self._to(b["audio"])
             bsz = audio.shape[0]
             if all_pairs:
@@ -704,26 +585,17 @@ class Trainer:
                 target = torch.cat([torch.ones(bsz), torch.zeros(bsz)]).to(score)
                 weight = torch.full_like(score, 1.0 / score.numel())
                 loss = F.binary_cross_entropy(score, target)
-            self.opt1.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt1.step()
-            tot = tot + loss.detach() * bsz
-            acc = acc + (((score > 0.5).float() == target).float() * weight).sum().detach() * bsz  # balanced accuracy
-            n += bsz
-            if self._synced(bi, len(plan)):
-                bar.update(bi + 1 - bar.n, loss=loss.item())
-        bar.close()
-        dt = time.time() - t0
-        return {"loss": float(tot) / max(n, 1), "match_acc": float(acc) / max(n, 1), "batches": len(plan),
-                "sec_per_batch": dt / max(len(plan), 1), "time_s": dt, "pairs_per_s": n / max(dt, 1e-9),
-                **util.stop()}
+            balanced = (((score > 0.5).float() == target).float() * weight).sum()  # balanced accuracy
+            return loss, bsz, {"match_acc": balanced * bsz}
+
+        return self._epoch(ds, plan, f"s1 e{epoch} loc", step, [self.opt1])
 
     @torch.no_grad()
     def extract_objects(self, split: str, indices: list[int]) -> torch.Tensor:
         """Masked object features o (N, D) of the given scenes (eval mode, no augmentation)."""
         self.model.eval()
         thr = float(self.cfg["stage1"]["mask_threshold"])
-        rel = self.cfg["stage1"].get("mask_relative")
+        rel = self.cfg["stage1"]["mask_relative"]
         ds = PlainDataset(self.stores[split], indices)
         plan = batch_plan(len(ds), int(self.cfg["eval"]["batch_size"]), None, False)
         out = []
@@ -768,35 +640,25 @@ class Trainer:
         losses, accs = [], []
         t1 = time.time()
         nb = 0
+
+        def step(b):
+            fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]), frozen)
+            y = b["label"].to(self.device)
+            v_logits = self.model.cls.vision(fv.mean(dim=(2, 3)))
+            a_logits = self.model.cls.audio(ga)
+            loss = F.cross_entropy(v_logits, y) + F.cross_entropy(a_logits, y)
+            return loss, y.shape[0], {"audio": (a_logits.argmax(1) == y).float().sum(),
+                                      "vision": (v_logits.argmax(1) == y).float().sum()}
+
         for ce in range(int(s1["class_epochs"])):
             self._train_mode(frozen)
             ds.set_tag(4, epoch, ce)
             rng = np.random.default_rng([self.seed, 4, epoch, ce])
             plan = batch_plan(len(ds), int(s1["class_batch_size"]), rng, True, self._limit("stage1"))
-            bar = Progress(len(plan), f"s1 e{epoch} cls{ce}", not self.quiet)
-            tot, a_acc, v_acc, n = 0.0, 0.0, 0.0, 0
-            for bi, b in enumerate(self._loader(ds, plan)):
-                fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]), frozen)
-                y = b["label"].to(self.device)
-                v_logits = self.model.cls.vision(fv.mean(dim=(2, 3)))
-                a_logits = self.model.cls.audio(ga)
-                loss = F.cross_entropy(v_logits, y) + F.cross_entropy(a_logits, y)
-                self.opt1.zero_grad(set_to_none=True)
-                opt_h.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt1.step()
-                opt_h.step()
-                k = y.shape[0]
-                tot = tot + loss.detach() * k
-                a_acc = a_acc + (a_logits.argmax(1) == y).float().sum()
-                v_acc = v_acc + (v_logits.argmax(1) == y).float().sum()
-                n += k
-                nb += 1
-                if self._synced(bi, len(plan)):
-                    bar.update(bi + 1 - bar.n, loss=loss.item())
-            bar.close()
-            losses.append(float(tot) / max(n, 1))
-            accs.append({"audio": float(a_acc) / max(n, 1), "vision": float(v_acc) / max(n, 1)})
+            r = self._epoch(ds, plan, f"s1 e{epoch} cls{ce}", step, [self.opt1, opt_h])
+            losses.append(r["loss"])
+            accs.append({"audio": r.get("audio", 0.0), "vision": r.get("vision", 0.0)})
+            nb += r["batches"]
         dt = time.time() - t1
         info.update({"class_loss": losses, "class_acc": accs, "batches": nb,
                      "sec_per_batch": dt / max(nb, 1), "time_s": time.time() - t0})
@@ -807,7 +669,7 @@ class Trainer:
         """w_o, b_o so that m = w_o (d.f) + b_o has mean 0 and std `affine_scale` over a few
         training scenes ("data"), or (1, 0) ("identity"). The scale sets how peaked p_v and the
         class maps can be: Adam at lr 1e-4 hardly moves a scalar over a few hundred steps."""
-        mode = self.cfg["stage2"].get("affine_init", "data")
+        mode = self.cfg["stage2"]["affine_init"]
         if mode == "identity":
             self.model.dsol.affine.copy_(torch.tensor([1.0, 0.0]))
             return
@@ -821,7 +683,7 @@ class Trainer:
             zs.append(torch.einsum("kd,ndhw->nkhw", self.model.dsol.dictionary, fv).flatten())
         z = torch.cat(zs).double()
         std = float(z.std()) or 1.0
-        k = float(self.cfg["stage2"].get("affine_scale", 10.0))
+        k = float(self.cfg["stage2"]["affine_scale"])
         self.model.dsol.affine.copy_(torch.tensor([k / std, -k * float(z.mean()) / std]))
 
     def _update_mapping(self) -> None:
@@ -851,20 +713,15 @@ class Trainer:
         rng = np.random.default_rng([self.seed, 5, epoch])
         plan = batch_plan(len(ds), int(s2["batch_size"]), rng, True, self._limit("stage2"))
         lam, keep, temp = float(s2["lambda"]), float(s2["keep_l"]), float(s2["teacher_temperature"])
-        bar = Progress(len(plan), f"s2 e{epoch}", not self.quiet)
-        sums = {"loss": 0.0, "kl": 0.0, "l1": 0.0, "match_acc": 0.0}
-        n, t0 = 0, time.time()
-        util = GpuUtilisation(self.device)
-        for bi, b in enumerate(self._loader(ds, plan)):
+
+        def step(b):
             audio = self._to(b["audio"])
             bsz = audio.shape[0]
             images = self._to(torch.cat([b["pos"], b["neg"]]), image=True)
             fv, ga = self._features(images, audio, frozen)
             l = self.model.loc(fv, torch.cat([ga, ga]))
             l_pos, l_neg = l[:bsz], l[bsz:]
-            pos_max = torch.amax(l_pos, dim=(1, 2, 3))
-            neg_q = F.adaptive_max_pool2d(l_neg, 2).flatten()
-            l1 = 0.5 * (bce(pos_max, 1.0) + bce(neg_q, 0.0))
+            l1, pos_max, neg_q = quadrant_l1(l_pos, l_neg)
             m = self.model.object_response(fv[:bsz])
             log_pv = F.log_softmax((m * l_pos).mean(dim=(2, 3)), dim=1)
             with torch.no_grad():
@@ -872,26 +729,15 @@ class Trainer:
                 p_a = F.softmax(self.teacher.cls.audio(g_t) / temp, dim=1)
                 if keep > 0:  # the teacher's sounding map of the true pairs
                     l_t = self.teacher.loc(trunk(self.teacher.vision, images[:bsz], 0), g_t)
-            kl = F.kl_div(log_pv, p_a, reduction=s2.get("kl", "batchmean"))
+            kl = F.kl_div(log_pv, p_a, reduction=s2["kl"])
             loss = kl + lam * l1
             if keep > 0:
                 loss = loss + keep * F.binary_cross_entropy(l_pos.clamp(1e-6, 1 - 1e-6), l_t)
-            self.opt2.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt2.step()
-            sums["loss"] = sums["loss"] + loss.detach() * bsz
-            sums["kl"] = sums["kl"] + kl.detach() * bsz
-            sums["l1"] = sums["l1"] + l1.detach() * bsz
-            sums["match_acc"] = sums["match_acc"] + 0.5 * ((pos_max > 0.5).float().mean()
-                                                           + (neg_q <= 0.5).float().mean()).detach() * bsz
-            n += bsz
-            if self._synced(bi, len(plan)):
-                bar.update(bi + 1 - bar.n, loss=loss.item())
-        bar.close()
-        dt = time.time() - t0
-        out = {k: float(v) / max(n, 1) for k, v in sums.items()}
-        out.update({"batches": len(plan), "sec_per_batch": dt / max(len(plan), 1), "time_s": dt,
-                    "pairs_per_s": n / max(dt, 1e-9), "affine": self.model.dsol.affine.tolist(), **util.stop()})
+            acc = 0.5 * ((pos_max > 0.5).float().mean() + (neg_q <= 0.5).float().mean())
+            return loss, bsz, {"kl": kl * bsz, "l1": l1 * bsz, "match_acc": acc * bsz}
+
+        out = self._epoch(ds, plan, f"s2 e{epoch}", step, [self.opt2])
+        out["affine"] = self.model.dsol.affine.tolist()
         return out
 
     @torch.no_grad()
@@ -914,7 +760,7 @@ class Trainer:
         head = self.model.cls.audio
         before = float((head(g_s).argmax(1) == p_t.argmax(1)).float().mean())
         opt = torch.optim.Adam(head.parameters(), lr=1e-3)
-        steps = int(self.cfg["stage2"].get("refit_steps", 300))
+        steps = int(self.cfg["stage2"]["refit_steps"])
         for _ in range(steps):
             loss = F.kl_div(F.log_softmax(head(g_s), 1), p_t, reduction="batchmean")
             opt.zero_grad(set_to_none=True)
@@ -934,7 +780,7 @@ class Trainer:
         self._preload(split)
         self.model.eval()
         ev = self.cfg["eval"]
-        lim = ev.get("limit")
+        lim = ev["limit"]
         groups: dict[str, list[int]] = {}
         for i, s in enumerate(st.scenes):
             groups.setdefault(s.kind, []).append(i)
@@ -971,14 +817,14 @@ class Trainer:
         return out
 
     def _eval_due(self, i: int) -> bool:
-        every = int(self.cfg["eval"].get("every", 1) or 0)
+        every = int(self.cfg["eval"]["every"] or 0)
         return every > 0 and (i % every == 0)
 
     # ------------------------------------------------ final
 
     def final(self) -> dict:
         info = {}
-        if self.teacher is not None and self.cfg["stage2"].get("refit_audio_head", True):
+        if self.teacher is not None and self.cfg["stage2"]["refit_audio_head"]:
             info["refit_audio_head"] = self.refit_audio_head()
         self._update_mapping()
         names = []
@@ -989,7 +835,7 @@ class Trainer:
         self.model.classes = names
         info["cluster_to_class"] = self.cluster_to_class
         info["classes"] = names
-        for split in self.cfg["eval"].get("final_splits", ["val", "test"]):
+        for split in self.cfg["eval"]["final_splits"]:
             info[f"{split}_metrics"] = self.evaluate(split)
         torch.save({"state_dict": self.model.state_dict(), "classes": names,
                     "cluster_to_class": self.cluster_to_class, "data_classes": self.classes,
@@ -1001,10 +847,10 @@ class Trainer:
                    self.out / "checkpoints" / "state16.pt")
         src = (f"dsol.train seed {self.seed} width {self.cfg['width']} data {Path(self.data_path).name}; "
                f"stage1 {self.cfg['stage1']['epochs']} ep, stage2 {self.cfg['stage2']['epochs']} ep")
-        if self.cfg.get("init_from"):  # the run folder and file its weights started from
+        if self.cfg["init_from"]:  # the run folder and file its weights started from
             src += f"; init from {'/'.join(Path(self.cfg['init_from']).parts[-3:])}"
         model = copy.deepcopy(self.model).cpu().float().eval()
-        if self.cfg["speed"].get("channels_last"):
+        if self.cfg["speed"]["channels_last"]:
             model = model.to(memory_format=torch.contiguous_format)
         info["checksum"] = export_model(model, self.out / "model.safetensors", src,
                                         cluster_to_class=self.cluster_to_class)
@@ -1021,7 +867,7 @@ class Trainer:
         afresh from the configured schedule with the better timing."""
         s1, s2 = self.cfg["stage1"], self.cfg["stage2"]
         if self._budget_base is None:
-            self._budget_base = (int(s1["epochs"]), [list(x) for x in s1.get("lr_steps") or []])
+            self._budget_base = (int(s1["epochs"]), [list(x) for x in s1["lr_steps"] or []])
         planned, steps = self._budget_base
         loc = [h["wall_s"] for h in self.history if h["phase"] == "s1_loc"]
         cls = [h["wall_s"] for h in self.history if h["phase"] == "s1_cls"]
@@ -1112,178 +958,10 @@ class Trainer:
         return " | ".join(parts)
 
 
-# ---------------------------------------------------------------- benchmark
-
-@torch.enable_grad()
-def benchmark(width: int, batch: int, threads: int | None, iters: int = 3, channels_last: bool = False,
-              freeze_vision: int = 0) -> dict:
-    """Seconds per training batch of each phase on random inputs (no data needed)."""
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = DSOL(width=width, num_classes=11)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-
-    def img(n):
-        x = torch.randn(n, 3, 224, 224)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-    aud = torch.randn(batch, 1, 201, 64) * 10 - 50
-    res = {}
-
-    def timed(name, fn):
-        ts, cs = [], []
-        for _ in range(iters):
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            ts.append(time.perf_counter() - t)
-            cs.append(time.process_time() - c)
-        rest = slice(1, None) if len(ts) > 1 else slice(None)
-        res[name] = {"first": ts[0], "median_rest": float(np.median(ts[rest])),
-                     "cpu_median_rest": float(np.median(cs[rest]))}
-        print(f"  {name:30s} first {ts[0]:7.2f} s   then {res[name]['median_rest']:7.2f} s/batch "
-              f"(process CPU {res[name]['cpu_median_rest']:7.2f} s)", flush=True)
-
-    fz = (freeze_vision, 0)
-    model.train()
-    for m in stage_modules(model.vision, freeze_vision):
-        m.eval()
-
-    def s1_loc():
-        fv = trunk(model.vision, img(2 * batch), fz[0])
-        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
-        l = model.loc(fv, torch.cat([ga, ga]))
-        loss = F.binary_cross_entropy(torch.amax(l, dim=(1, 2, 3)), torch.cat([torch.ones(batch), torch.zeros(batch)]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def s1_cls():
-        fv = trunk(model.vision, img(batch), fz[0])
-        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
-        y = torch.randint(0, 11, (batch,))
-        loss = F.cross_entropy(model.cls.vision(fv.mean(dim=(2, 3))), y) + F.cross_entropy(model.cls.audio(ga), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    teacher = copy.deepcopy(model).eval()
-
-    def s2():
-        fv = trunk(model.vision, img(2 * batch), fz[0])
-        ga = torch.amax(trunk(model.audio, aud, 0), dim=(2, 3))
-        l = model.loc(fv, torch.cat([ga, ga]))
-        l1 = 0.5 * (bce(torch.amax(l[:batch], dim=(1, 2, 3)), 1.0) + bce(F.adaptive_max_pool2d(l[batch:], 2), 0.0))
-        m = torch.einsum("kd,ndhw->nkhw", model.dsol.dictionary, fv[:batch])
-        with torch.no_grad():
-            p_a = F.softmax(teacher.cls.audio(teacher.audio(aud)), dim=1)
-        kl = F.kl_div(F.log_softmax((m * l[:batch]).mean(dim=(2, 3)), 1), p_a, reduction="batchmean")
-        opt.zero_grad()
-        (kl + 0.5 * l1).backward()
-        opt.step()
-
-    @torch.no_grad()
-    def extract():
-        model.eval()
-        model(img(batch), aud)
-        model.train()
-
-    print(f"benchmark: width {width}, batch {batch}+{batch}, threads {torch.get_num_threads()}, "
-          f"channels_last {channels_last}, frozen vision stages {freeze_vision}", flush=True)
-    timed(f"stage-1 localisation {batch}+{batch}", s1_loc)
-    timed(f"stage-1 classification {batch}", s1_cls)
-    timed(f"stage-2 {batch}+{batch}", s2)
-    timed(f"eval/extract forward {batch}", extract)
-    return res
-
-
-# ---------------------------------------------------------------- CLI
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m dsol.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="YAML config (missing keys take the defaults of dsol.train.DEFAULTS)")
-    ap.add_argument("--data", help="manifest.json of the builder, or a MUSIC-layout folder")
-    ap.add_argument("--out", help="run folder")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
-    ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    ap.add_argument("--init", metavar="CKPT", help="start a new run from the model weights of a checkpoint "
-                    "(e.g. another run's checkpoints/stage1_final.pt)")
-    ap.add_argument("--vision-init", metavar="FILE", help="start the vision trunk from dsol.pretrain's vision.pt "
-                    "or a torchvision-layout ResNet-18 state dict (e.g. ImageNet weights, width 64)")
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--width", type=int, help="ResNet base width (64 = the real model)")
-    ap.add_argument("--limit", type=int, help="at most N batches per training epoch/round")
-    ap.add_argument("--threads", type=int, help="torch.set_num_threads")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
-    ap.add_argument("--time-budget", type=float, metavar="SECONDS",
-                    help="fit the stage-1 epochs (at most the configured ones) so the run ends within this time")
-    ap.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # tests: interrupt after N steps
-    ap.add_argument("--benchmark", action="store_true", help="time training batches on random inputs and exit")
-    ap.add_argument("--batch", type=int, default=32, help="batch size for --benchmark")
-    ap.add_argument("--iters", type=int, default=3, help="batches per phase for --benchmark")
-    ap.add_argument("--channels-last", action="store_true", help="--benchmark in channels-last layout")
-    ap.add_argument("--freeze-vision", type=int, default=0, help="--benchmark with N frozen vision stages")
-    args = ap.parse_args(argv)
-    started = time.time()
-
-    if args.benchmark:
-        benchmark(args.width or 64, args.batch, args.threads, args.iters, args.channels_last, args.freeze_vision)
-        return 0
-    if not args.data or not args.out:
-        ap.error("--data and --out are required")
-    out = Path(args.out)
-    last = out / "checkpoints" / "last.pt"
-    if args.init and args.resume:
-        ap.error("--init starts a new run; --resume continues one (its weights come from its checkpoint)")
-    if args.init and not Path(args.init).is_file():
-        ap.error(f"--init: no file {args.init}")
-    if args.vision_init and (args.resume or args.init):
-        ap.error("--vision-init starts a new run's vision trunk; --resume and --init bring all weights")
-    if args.vision_init and not Path(args.vision_init).is_file():
-        ap.error(f"--vision-init: no file {args.vision_init}")
-    if args.resume:
-        if not last.exists():
-            ap.error(f"--resume: no checkpoint at {last}")
-        cfg = yaml.safe_load((out / "config.yaml").read_text())
-        if args.config:  # a changed schedule for the same run (load() checks the finished steps still match)
-            origin = cfg.get("init_from")
-            cfg = load_config(args.config)
-            if origin:
-                cfg["init_from"] = origin
-            for key in ("seed", "width", "limit"):
-                if getattr(args, key) is not None:
-                    cfg[key] = getattr(args, key)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    else:
-        if last.exists():
-            ap.error(f"{out} already holds a run; use --resume or another --out")
-        cfg = load_config(args.config)
-        for key in ("seed", "width", "limit", "threads"):
-            if getattr(args, key) is not None:
-                cfg[key] = getattr(args, key)
-        if args.init:  # recorded with the run: its weights did not start from scratch
-            cfg["init_from"] = str(Path(args.init).resolve())
-        if args.vision_init:
-            cfg["vision_init"] = str(Path(args.vision_init).resolve())
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    if args.threads is not None:
-        cfg["threads"] = args.threads
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device available to this PyTorch build")
-    trainer = Trainer(cfg, args.data, out, args.device, quiet=args.quiet)
-    if args.init:
-        trainer.init_from(args.init)
-    if args.vision_init:
-        trainer.vision_init(args.vision_init)
-    if args.resume:
-        trainer.load(last)
-        trainer.log(f"resumed at step {trainer.step}/{len(trainer.plan)} from {last}")
-    deadline = started + args.time_budget if args.time_budget else None
-    trainer.run(args.stop_after, deadline)
-    return 0
+    """`python3 -m dsol.train`: the command line lives in dsol.train_cli."""
+    from .train_cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from dsol.box_classes import box_cells, box_class, evaluate, main, summarise  # noqa: E402
-from dsol.data import TOY_CLASSES, image_input, write_toy_dataset  # noqa: E402
+from dsol.data import image_input  # noqa: E402
+from dsol.toy import TOY_CLASSES, write_toy_dataset  # noqa: E402
 from dsol.export import export_model, random_model  # noqa: E402
 
 

@@ -18,7 +18,8 @@ torch = pytest.importorskip("torch")
 from dsol import device_data as D  # noqa: E402
 from dsol import train as T  # noqa: E402
 from dsol.data import (Augment, ClassifyDataset, PairDataset, PlainDataset, SceneStore, batch_plan,  # noqa: E402
-                       load_manifest, loader, write_toy_dataset)
+                       load_manifest, loader)
+from dsol.toy import write_toy_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 
 from dsol import head_fit as H  # noqa: E402
 from dsol import metrics as M  # noqa: E402
-from dsol.data import TOY_CLASSES, SceneStore, audio_input, load_manifest, write_toy_dataset  # noqa: E402
+from dsol.data import SceneStore, audio_input, load_manifest  # noqa: E402
+from dsol.toy import TOY_CLASSES, write_toy_dataset  # noqa: E402
 from dsol.export import export_model, load_model, random_model, read_safetensors  # noqa: E402
 from dsol.image import preprocess  # noqa: E402
 

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from dsol import pretrain as P  # noqa: E402
 from dsol import train as T  # noqa: E402
-from dsol.data import write_toy_dataset  # noqa: E402
+from dsol.toy import write_toy_dataset  # noqa: E402
 from dsol.model import ResNetS5  # noqa: E402
 
 PLAIN = (0, 224, 0, 224, False, 1.0, 1.0)  # draw_image's parameters without augmentation
@@ -87,6 +87,7 @@ def test_pretrain_then_vision_init(toy, tmp_path):
         P.main(args)
     assert P.main(args + ["--resume"]) == 0  # nothing left to do: the same weights again
     vision = torch.load(out / "vision.pt", weights_only=True)["vision"]
+    assert set(vision) == set(ResNetS5(3, 4).state_dict())  # the trunk alone, in the training layout
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"width": 4, "stage1": {"epochs": 0}, "stage2": {"epochs": 0},

@@ -14,14 +14,15 @@ sys.path.insert(0, str(ROOT / "Tools"))
 torch = pytest.importorskip("torch")
 
 from dsol import data as D  # noqa: E402
+from dsol import toy as toyset  # noqa: E402
 from dsol.image import preprocess  # noqa: E402
 from dsol.kmeans import kmeans, l2_normalize  # noqa: E402
-from dsol.train import dilate4, nmi, object_features  # noqa: E402
+from dsol.kmeans import dilate4, nmi, object_features  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    return D.write_toy_dataset(tmp_path_factory.mktemp("toy"), seed=4,
+    return toyset.write_toy_dataset(tmp_path_factory.mktemp("toy"), seed=4,
                                counts={"train": {"solo": 8, "synthetic": 4, "free": 2},
                                        "val": {"solo": 2, "synthetic": 2, "free": 0}})
 
@@ -83,7 +84,7 @@ def test_object_features_authors_mask_and_relative_mask():
 
 def test_manifest_and_store(toy):
     classes, scenes = D.load_manifest(toy)
-    assert classes == D.TOY_CLASSES
+    assert classes == toyset.TOY_CLASSES
     kinds = {(s.split, s.kind) for s in scenes}
     assert ("train", "solo") in kinds and ("val", "synthetic") in kinds
     solo = [s for s in scenes if s.kind == "solo"]
@@ -165,7 +166,7 @@ def test_music_layout_and_annotation(tmp_path, toy):
 def test_builder_annotation_files(tmp_path):
     """The builder's annotations/<split>_<kind>.json load as evaluation scenes, when present."""
     manifest = tmp_path / "manifest.json"
-    D.write_toy_dataset(tmp_path, 1, {"test": {"solo": 0, "synthetic": 2, "free": 0}})
+    toyset.write_toy_dataset(tmp_path, 1, {"test": {"solo": 0, "synthetic": 2, "free": 0}})
     m = json.loads(manifest.read_text())
     ann = {s["image"]: {"bbox": [{"normbox": o["box"], "category_id": o["class_id"], "sounding": o["sounding"]}
                                  for o in s["objects"]], "audio": s["audio"]} for s in m["scenes"]}

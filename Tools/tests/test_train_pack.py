@@ -1,7 +1,6 @@
 """Training packs (dsol.pack), the equaliser augmentation, all-pairs sampling without negatives and
 the trainer's --time-budget, on a generated toy data set."""
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -16,9 +15,10 @@ torch = pytest.importorskip("torch")
 
 from dsol import pack as P  # noqa: E402
 from dsol import train as T  # noqa: E402
+from dsol import losses as L  # noqa: E402
 from dsol.audio import TOP_DB, logmel_from_energies  # noqa: E402
-from dsol.data import (Augment, PairDataset, SceneStore, audio_input, eq_curve, image_input,  # noqa: E402
-                       load_manifest, sample_rng, write_toy_dataset)
+from dsol.data import Augment, PairDataset, SceneStore, audio_input, eq_curve, load_manifest  # noqa: E402
+from dsol.toy import write_toy_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -192,15 +192,15 @@ def test_time_budget_plans_again_from_the_configured_schedule(toy, tmp_path):
 def test_all_pairs_loss_by_hand():
     n = 4
     flat = torch.zeros(n, n)  # every score 0.5: the BCE plateau
-    assert abs(float(T.all_pairs_loss(flat)) - np.log(2)) < 1e-6
-    assert abs(float(T.all_pairs_loss(flat, 1.0)) - (np.log(2) + np.log(n))) < 1e-6
+    assert abs(float(L.all_pairs_loss(flat)) - np.log(2)) < 1e-6
+    assert abs(float(L.all_pairs_loss(flat, 1.0)) - (np.log(2) + np.log(n))) < 1e-6
     logits = torch.tensor([[2.0, -1.0], [0.5, 1.0]])
     sp = lambda x: np.log1p(np.exp(x))  # softplus: BCE of a logit with target 0 is sp(x), target 1 is sp(-x)
     bce = 0.5 * ((sp(-2.0) + sp(-1.0)) / 2 + (sp(-1.0) + sp(0.5)) / 2)
     rows = (-2.0 + np.log(np.exp(2.0) + np.exp(-1.0)) - 1.0 + np.log(np.exp(0.5) + np.exp(1.0))) / 2
     cols = (-2.0 + np.log(np.exp(2.0) + np.exp(0.5)) - 1.0 + np.log(np.exp(-1.0) + np.exp(1.0))) / 2
-    assert abs(float(T.all_pairs_loss(logits)) - bce) < 1e-6
-    assert abs(float(T.all_pairs_loss(logits, 0.5)) - (bce + 0.25 * (rows + cols))) < 1e-6
+    assert abs(float(L.all_pairs_loss(logits)) - bce) < 1e-6
+    assert abs(float(L.all_pairs_loss(logits, 0.5)) - (bce + 0.25 * (rows + cols))) < 1e-6
 
 
 def test_train_pack_script_ships_the_run_in_parts(toy, tmp_path):

@@ -14,7 +14,8 @@ sys.path.insert(0, str(ROOT / "Tools"))
 torch = pytest.importorskip("torch")
 
 from dsol import train as T  # noqa: E402
-from dsol.data import TOY_CLASSES, PlainDataset, write_toy_dataset  # noqa: E402
+from dsol.data import PlainDataset  # noqa: E402
+from dsol.toy import TOY_CLASSES, write_toy_dataset  # noqa: E402
 from dsol.export import load_model, read_safetensors  # noqa: E402
 
 CONFIG = {

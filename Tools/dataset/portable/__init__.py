@@ -21,10 +21,8 @@ function of (seed, i) and the options, so --workers does not change a byte.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -36,7 +34,7 @@ from .. import assets as A
 from .. import procedural as P
 from .. import scenes as SC
 from .. import variety as V
-from ..build import Progress, dump_json, write_png
+from ..build import dump_json, scene_progress, write_png
 from ..procedural.canvas import LOOKS
 from . import backgrounds as B
 
@@ -225,7 +223,7 @@ def build(out: str, scenes: int, seed: int = 0, opts: Options | None = None, wor
     _init(job)
     results: list[dict | None] = [None] * scenes
     pool = mp.get_context("fork").Pool(workers, _init, (job,)) if workers > 1 and scenes > 1 else None
-    prog = Progress(scenes, "scenes") if not quiet else None  # after the fork: tqdm starts a thread
+    prog = scene_progress(scenes) if not quiet else None  # after the fork: tqdm starts a thread
     try:
         entries = pool.imap_unordered(_make, range(scenes), chunksize=8) if pool else map(_make, range(scenes))
         for i, entry in entries:
