@@ -212,11 +212,17 @@ public final class ALSACaptureSource: AudioSource {
         _ = Self.installErrorCapture
         clearAlsaDiagnostic()
         var handle: OpaquePointer?
-        let openResult = snd_pcm_open(&handle, pcmName, SND_PCM_STREAM_CAPTURE, 0)
+        // Opened non-blocking: a blocking open of a card another program holds waits until it is free, which
+        // would hang `soundloc run` and `soundloc check` instead of saying "busy". Reads block, as before.
+        let openResult = snd_pcm_open(&handle, pcmName, SND_PCM_STREAM_CAPTURE, SND_PCM_NONBLOCK)
         guard openResult == 0, let handle else {
             throw AudioSourceError.deviceUnavailable(name: pcmName, reason: alsaMessage(openResult))
         }
         do {
+            let blocking = snd_pcm_nonblock(handle, 0)
+            if blocking < 0 {
+                throw AudioSourceError.deviceUnavailable(name: pcmName, reason: "cannot make reads blocking: \(alsaMessage(blocking))")
+            }
             try configure(handle)
         } catch {
             snd_pcm_close(handle)

@@ -30,6 +30,22 @@ public enum SocketServerError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+extension SocketServer {
+    /// What would stop `start(configuration:)` now (an unknown group, a missing folder, a file in the way, a live
+    /// server at the path), found without changing anything; nil when nothing would. For `soundloc check`.
+    public static func preflight(_ configuration: Configuration) -> SocketServerError? {
+        do {
+            _ = try configuration.group.map(SocketPath.resolveGroup)
+            try SocketPath.prepare(configuration.path, removeStale: false)
+            return nil
+        } catch let error as SocketServerError {
+            return error
+        } catch {
+            return .bindFailed(path: configuration.path, reason: "\(error)")
+        }
+    }
+}
+
 /// Filesystem side of the socket: stale-socket probing, permissions, safe removal.
 enum SocketPath {
     /// sun_path holds 108 bytes on Linux (104 on macOS) including the terminating NUL.
@@ -43,9 +59,10 @@ enum SocketPath {
 
     enum Probe { case live, stale, absent }
 
-    /// Makes `path` ready for bind (true when a stale socket was removed). Never removes anything but a dead socket.
+    /// Makes `path` ready for bind (true when a stale socket was, or with `removeStale` false would be, removed).
+    /// Never removes anything but a dead socket.
     @discardableResult
-    static func prepare(_ path: String) throws -> Bool {
+    static func prepare(_ path: String, removeStale: Bool = true) throws -> Bool {
         guard path.utf8.count <= maxLength else { throw SocketServerError.pathTooLong(path: path, limit: maxLength) }
         var info = stat()
         guard lstat(path, &info) == 0 else {
@@ -65,6 +82,7 @@ enum SocketPath {
         case .absent:
             return false
         case .stale:
+            guard removeStale else { return true }
             guard unlink(path) == 0 || errno == ENOENT else {
                 throw SocketServerError.system(operation: "cannot remove stale socket", path: path, errno: errno)
             }

@@ -13,6 +13,7 @@ struct Soundloc: ParsableCommand {
             FeaturesCommand.self,
             BenchCommand.self,
             DevicesCommand.self,
+            CheckCommand.self,
             CaptureCheckCommand.self,
             InspectCommand.self,
             InferCommand.self,

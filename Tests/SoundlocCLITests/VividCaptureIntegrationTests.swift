@@ -87,6 +87,58 @@ final class VividCaptureIntegrationTests: XCTestCase {
         #endif
     }
 
+    /// `soundloc check` on real drivers: the loopback card found by its stable name in /proc/asound, both devices
+    /// opened, then two seconds of live capture: vivid's frame rate, and the level of a loopback nobody plays into,
+    /// which is digital silence: the one problem, said as such.
+    func testCheckInVMFindsTheDevicesAndMeasuresThemLive() throws {
+        #if os(Linux) && arch(x86_64)
+        guard Self.onPath("qemu-system-x86_64") else {
+            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        }
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("vm.yaml")
+        try """
+            board: qemu-vivid
+            audio:
+              pcm: "plughw:CARD=Loopback,DEV=1"
+            video:
+              device: /dev/video0
+              width: 640
+              height: 480
+              fps: 30
+            model:
+              path: /opt/test/model.safetensors
+            engine:
+              threads: 1
+            pipeline:
+              max_fps: 10
+            output:
+              socket: /tmp/soundloc.sock
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
+        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
+        let result = try Self.run(script.path, [CLI.executable.path, "check", "--config", "/opt/test/vm.yaml", "--seconds", "2"],
+                                  environment: ["SOUNDLOC_VM_TIMEOUT": "240",
+                                                "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(config.path):/opt/test/vm.yaml"])
+        let report = "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000))
+        XCTAssertEqual(result.status, 1, report)
+        for pattern in [
+            #"ok: audio\.pcm: plughw:CARD=Loopback,DEV=1 \(card \d 'Loopback': Loopback, device 1\) opened: 16000 Hz mono"#,
+            #"ok: video\.device: /dev/video0 opened: .* 640x480 RGB24 from "#,
+            #"live: video\.device: \d+\.\d\d fps over \d\.\d s \(\d+ frames, \d+ dropped by the driver\), 640x480"#,
+            #"live: audio\.pcm: 2\.0 s at 16000 Hz: RMS -inf dBFS"#,
+            #"/opt/test/vm\.yaml: audio\.pcm: the microphone delivers digital silence"#,
+            #"check: 1 problem in /opt/test/vm\.yaml"#,
+        ] {
+            XCTAssertNotNil(result.output.range(of: pattern, options: .regularExpression), "missing /\(pattern)/\n\(report)")
+        }
+        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
+        #else
+        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
+        #endif
+    }
+
     private static func onPath(_ tool: String) -> Bool {
         (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
             FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")
