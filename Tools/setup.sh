@@ -3,7 +3,7 @@
 # Must run as root for apt-get (it says so and stops when it cannot).
 #   Tools/setup.sh           build and run: Debian's -dev libraries, pkg-config, ALSA tools
 #   Tools/setup.sh --test    also everything the tests use: pytest, librosa (reference features),
-#                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime, QEMU and the
+#                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime, ffmpeg, QEMU and the
 #                            aarch64 cross tools, and the data-set builder's assets (Tools/dataset/install_assets.sh)
 #   Tools/setup.sh --train   the trainer's Python packages (same set as --test) and the data-set assets
 set -euo pipefail
@@ -51,7 +51,7 @@ command -v python3 >/dev/null || die "python3 not found"
 
 # Test-only Debian packages: Tools/qemu/run-in-vm.sh boots Debian's kernel (vivid camera, snd-aloop) in QEMU;
 # Tools/kernels/test_arm.sh cross-builds the NEON kernels for aarch64 and runs them under qemu-user.
-test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils
+test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils ffmpeg
                       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 if [[ " $* " == *" --test "* ]]; then
   test_missing=()

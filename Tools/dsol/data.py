@@ -114,6 +114,35 @@ def _frame_index(path: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+# The official MUSIC annotations (solotest.json, duettest.json) name classes by AudioSet-instrument ids;
+# only these 7 of the 11 classes are annotated.
+AUDIOSET_IDS = {1: "cello", 3: "acoustic_guitar", 8: "saxophone", 10: "trumpet", 11: "violin", 12: "flute",
+                13: "accordion"}
+NUMBERING_FPS = 30  # the authors' frame numbers count frames at 30 per second
+_SECOND_DIR = re.compile(r"^frame_(\d+)$")
+
+
+def second_folder(parts) -> int | None:
+    """Index of the authors' frame_SSS folder among a frame path's components (the last one), or None."""
+    for i in range(len(parts) - 2, -1, -1):
+        if _SECOND_DIR.match(parts[i]):
+            return i
+    return None
+
+
+def authors_frame_time(path: str | Path) -> float:
+    """Time (s) of <video>/frame_SSS/NNNNN.jpg: NNNNN counts frames at 30 per second, so NNNNN // 30 must
+    be SSS; anything else means the frames were cut at another rate, and the annotation times would lie."""
+    p = Path(path)
+    sec = int(_SECOND_DIR.match(p.parent.name).group(1))
+    n = _frame_index(p.name)
+    if n // NUMBERING_FPS != sec:
+        raise SystemExit(f"{path}: frame {n} lies in second {n // NUMBERING_FPS}, not in its folder frame_{sec:03d}: "
+                         f"the authors number frames at {NUMBERING_FPS} per second (was the video cut at another "
+                         f"rate? python3 -m dsol.prepare_music numbers every video at {NUMBERING_FPS})")
+    return n / NUMBERING_FPS
+
+
 def _clip_window(wav: str, t: float) -> float:
     """Start of the 1 s window centred at t, clamped inside the track."""
     try:
@@ -125,15 +154,35 @@ def _clip_window(wav: str, t: float) -> float:
 
 
 def load_annotation(path: str | Path, root: str | Path | None = None, kind: str = "music_duet",
-                    split: str = "test", fps: float = 1.0) -> list[Scene]:
+                    split: str = "test", fps: float = 1.0, classes: list[str] | None = None,
+                    ids: str = "auto") -> list[Scene]:
     """Evaluation scenes from a real-MUSIC-style annotation JSON.
 
     Frame keys are resolved against root (default: the JSON's folder, then its parent). Audio:
-    the entry's "audio" key when present (the builder's files), else the MUSIC layout:
-    ROOT/frames/<clip>/<frame> -> ROOT/audio/<clip>.wav at the frame's time."""
+    the entry's "audio" key when present (the builder's files), else the MUSIC layout: a frame
+    <video>/frame_SSS/NNNNN.jpg (the authors') has its time from NNNNN at 30 per second and its sound in
+    ROOT/audio/<video>.wav; any other ROOT/frames/<clip>/<frame> has time index / fps and sound
+    ROOT/audio/<clip>.wav. category_id: ids "index" = an index into classes (the builder's files),
+    "audioset" = the official files' AudioSet-instrument ids (AUDIOSET_IDS), "auto" = index when the
+    entries carry "audio", else audioset."""
     path = Path(path)
     ann = json.loads(path.read_text())
     roots = [Path(root)] if root is not None else [path.parent, path.parent.parent]
+    classes = list(classes or _music_class_names())
+    if ids == "auto":
+        ids = "index" if any(isinstance(e, dict) and "audio" in e for e in ann.values()) else "audioset"
+    if ids not in ("index", "audioset"):
+        raise ValueError(f"ids must be auto, index or audioset, not {ids!r}")
+
+    def class_id(c) -> int:
+        if ids == "index":
+            return int(c)
+        name = AUDIOSET_IDS.get(int(c))
+        if name is None or name not in classes:
+            raise SystemExit(f"{path}: category_id {c} is not one of the AudioSet-instrument ids of the official "
+                             f"annotations ({', '.join(f'{k} {v}' for k, v in AUDIOSET_IDS.items())})")
+        return classes.index(name)
+
     scenes = []
     for key, entry in ann.items():
         base = next((r for r in roots if (r / key).exists()), None)
@@ -142,12 +191,24 @@ def load_annotation(path: str | Path, root: str | Path | None = None, kind: str 
         if base is None:
             raise FileNotFoundError(f"{path}: frame {key} not found under {[str(r) for r in roots]}")
         img = base / key
-        objs = [{"class_id": int(b["category_id"]), "box": [float(v) for v in b["normbox"]],
+        objs = [{"class_id": class_id(b["category_id"]), "box": [float(v) for v in b["normbox"]],
                  "sounding": bool(b.get("sounding", True))} for b in entry.get("bbox", [])]
         start = 0.0
         if "audio" in entry:
             wav = str(base / entry["audio"])
             clip = entry["audio"]
+        elif second_folder(Path(key).parts) is not None:  # the authors' <video>/frame_SSS/NNNNN.jpg
+            kp = Path(key).parts
+            j = second_folder(kp)
+            vparts = kp[1:j] if kp[0] == "frames" else kp[:j]
+            clip = "/".join(vparts)
+            # ROOT/audio/<video>.wav beside ROOT/frames, keys relative to either
+            found = [w for w in (base / "audio" / f"{clip}.wav", base.parent / "audio" / f"{clip}.wav") if w.exists()]
+            if not found:
+                raise FileNotFoundError(f"{path}: no sound for {key}: expected audio/{clip}.wav beside the frames "
+                                        f"(python3 -m dsol.prepare_music writes it)")
+            wav = str(found[0])
+            start = _clip_window(wav, authors_frame_time(img))
         else:
             parts = img.parts
             if "frames" in parts:  # ROOT/frames/<clip...>/<frame>: the last "frames" component
@@ -162,6 +223,11 @@ def load_annotation(path: str | Path, root: str | Path | None = None, kind: str 
         label = objs[0]["class_id"] if kind in SOLO_KINDS and objs else -1
         scenes.append(Scene(str(key), split, kind, str(img), wav, start, objs, clip, label))
     return scenes
+
+
+def _music_class_names() -> list[str]:
+    from .model import MUSIC_CLASSES
+    return MUSIC_CLASSES
 
 
 def _music_classes(root: Path, classes: list[str]) -> dict[str, int]:
@@ -197,6 +263,9 @@ def load_music(root: str | Path, classes: list[str], kind: str = "music_solo", f
         if not imgs:
             continue
         clip = Path(dirpath).relative_to(frames_root).as_posix()
+        authors = _SECOND_DIR.match(Path(dirpath).name) is not None and Path(dirpath) != frames_root
+        if authors:  # <video>/frame_SSS/: one video, its sound in audio/<video>.wav
+            clip = Path(dirpath).parent.relative_to(frames_root).as_posix()
         wav = root / "audio" / f"{clip}.wav"
         if not wav.exists():
             continue
@@ -210,11 +279,12 @@ def load_music(root: str | Path, classes: list[str], kind: str = "music_solo", f
             step = max(1, len(imgs) // frames_per_clip)
             imgs = imgs[::step][:frames_per_clip]
         for f in imgs:
-            rel = f"frames/{clip}/{f}"
+            rel = (Path(dirpath) / f).relative_to(root).as_posix()
             if rel in exclude or os.path.realpath(root / rel) in exclude:
                 continue
             objs = [{"class_id": label, "box": [0.0, 0.0, 1.0, 1.0], "sounding": True}] if label >= 0 else []
-            start = _clip_window(str(wav), _frame_index(f) / fps)
+            t = authors_frame_time(Path(dirpath) / f) if authors else _frame_index(f) / fps
+            start = _clip_window(str(wav), t)
             scenes.append(Scene(rel, split, kind, str(root / rel), str(wav), start, objs, clip, label))
     return scenes
 

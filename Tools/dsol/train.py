@@ -256,7 +256,8 @@ class Trainer:
             scenes, exclude = [], set()
             for kind, key in (("music_solo", "solo_annotation"), ("music_duet", "duet_annotation")):
                 if mcfg.get(key):
-                    test = load_annotation(mcfg[key], kind=kind, split="test", fps=mcfg["fps"])
+                    test = load_annotation(mcfg[key], kind=kind, split="test", fps=mcfg["fps"],
+                                           classes=self.classes)
                     exclude |= {os.path.realpath(s.image) for s in test}
                     scenes += test
             for kind, sub in (("music_solo", "solo"), ("music_duet", "duet")):

@@ -152,9 +152,12 @@ def test_music_layout_and_annotation(tmp_path, toy):
     assert by_id["frames/violin/vid1/000002.png"].audio_start == pytest.approx(1.5)
     assert by_id["frames/violin/vid1/000000.png"].audio_start == 0.0
     assert by_id["frames/flute/vid2/000001.png"].clip == "flute/vid2"
-    ann = {"frames/violin/vid1/000001.png": {"bbox": [{"normbox": [0.1, 0.2, 0.3, 0.4], "category_id": 0}]}}
+    # the official form: AudioSet-instrument ids (11 = violin), no "audio" key
+    ann = {"frames/violin/vid1/000001.png": {"bbox": [{"normbox": [0.1, 0.2, 0.3, 0.4], "category_id": 11}]}}
     (tmp_path / "duet.json").write_text(json.dumps(ann))
-    ev = D.load_annotation(tmp_path / "duet.json", root=tmp_path, kind="music_duet")
+    ev = D.load_annotation(tmp_path / "duet.json", root=tmp_path, kind="music_duet", classes=classes)
+    assert ev[0].objects[0]["class_id"] == 0  # violin in this two-class list
+    assert D.load_annotation(tmp_path / "duet.json", root=tmp_path)[0].objects[0]["class_id"] == 9  # MUSIC order
     assert len(ev) == 1 and ev[0].audio.endswith("audio/violin/vid1.wav")
     assert ev[0].audio_start == pytest.approx(0.5) and ev[0].objects[0]["sounding"]
     store = D.SceneStore(ev)
