@@ -35,6 +35,10 @@ def describe_frame(frame):
         "audio: " + " ".join(f"{name} {p:.2f}" for name, p in top),
         f"{latency_ms:.1f} ms",
     ]
+    unlocated = frame.get("unlocated") or []  # heard but not placed, and why (newer servers)
+    if unlocated:
+        parts.append("heard, not located: " + ", ".join(
+            f"{u['class']} ({u['reason']} {u['value']:.2f} < {u['threshold']:g})" for u in unlocated))
     if frame["dropped_messages"]:
         parts.append(f"missed {frame['dropped_messages']} frames (reading too slowly)")
     maps = frame.get("maps")

@@ -27,6 +27,19 @@ public enum MessageClass: String, Codable, Sendable, CaseIterable {
 
 // MARK: - What the pipeline fills
 
+/// Why a class the audio network hears is not reported as sounding (`unlocated` in FRAME messages), in the order the
+/// interpreter tests them.
+public enum UnlocatedReason: String, Codable, Sendable, CaseIterable {
+    /// The sounding-area map l peaks below `min_sounding_peak` everywhere: the sound is not placed in the picture.
+    case noSoundingArea = "no_sounding_area"
+    /// The class's visibility (the softmax over classes of the object maps) stays below its threshold: not in view.
+    case notInView = "not_in_view"
+    /// Visible, but its class map does not win the cell where it sounds most.
+    case weakClassMap = "weak_class_map"
+    /// Its class map wins a cell, but l there is below `min_sounding_peak`: seen, not sounding where it is.
+    case quietWhereSeen = "quiet_where_seen"
+}
+
 /// One processed frame's results, as the pipeline produces them; the server turns it into FRAME lines.
 public struct FrameReport: Sendable, Equatable {
     /// Time spent in one pipeline stage.
@@ -54,6 +67,21 @@ public struct FrameReport: Sendable, Equatable {
         }
     }
 
+    /// A class the audio network hears (probability at least the interpreter's minimum) that is not in `sounding`,
+    /// and the test it failed, with the value that failed it and the threshold.
+    public struct Unlocated: Sendable, Equatable {
+        public var classIndex: Int
+        public var reason: UnlocatedReason
+        public var value: Float
+        public var threshold: Float
+        public init(classIndex: Int, reason: UnlocatedReason, value: Float, threshold: Float) {
+            self.classIndex = classIndex
+            self.reason = reason
+            self.value = value
+            self.threshold = threshold
+        }
+    }
+
     /// The model's maps, row-major 14×14 each.
     public struct Maps: Sendable, Equatable {
         /// K class-aware maps back to back (class-major, K·196 values) in the banner's class order.
@@ -77,6 +105,8 @@ public struct FrameReport: Sendable, Equatable {
     public var silentVisible: [Int]
     /// The energy gate judged the audio window silent (then `sounding` is empty).
     public var silence: Bool
+    /// Classes heard but not located, with why (empty in silence: nothing is heard then).
+    public var unlocated: [Unlocated]
     /// Frames the pipeline skipped since it started, because it fell behind.
     public var droppedFrames: UInt64
     /// Audio capture over-runs since start.
@@ -85,7 +115,7 @@ public struct FrameReport: Sendable, Equatable {
     public var maps: Maps?
 
     public init(sequence: UInt64, captureNanos: UInt64, latencies: [StageLatency] = [], audioDistribution: [Float],
-                sounding: [Sounding] = [], silentVisible: [Int] = [], silence: Bool = false,
+                sounding: [Sounding] = [], silentVisible: [Int] = [], silence: Bool = false, unlocated: [Unlocated] = [],
                 droppedFrames: UInt64 = 0, overruns: UInt64 = 0, maps: Maps? = nil) {
         self.sequence = sequence
         self.captureNanos = captureNanos
@@ -94,6 +124,7 @@ public struct FrameReport: Sendable, Equatable {
         self.sounding = sounding
         self.silentVisible = silentVisible
         self.silence = silence
+        self.unlocated = unlocated
         self.droppedFrames = droppedFrames
         self.overruns = overruns
         self.maps = maps
@@ -161,6 +192,22 @@ public struct FrameMessage: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey { case className = "class", score, peak, box }
     }
 
+    /// A class heard but not located: `reason` is an `UnlocatedReason` raw value (clients must accept others),
+    /// `value` what failed the test and `threshold` what it had to reach.
+    public struct Unlocated: Codable, Sendable, Equatable {
+        public var className: String
+        public var reason: String
+        public var value: Double
+        public var threshold: Double
+        public init(className: String, reason: String, value: Double, threshold: Double) {
+            self.className = className
+            self.reason = reason
+            self.value = value
+            self.threshold = threshold
+        }
+        enum CodingKeys: String, CodingKey { case className = "class", reason, value, threshold }
+    }
+
     public struct Maps: Codable, Sendable, Equatable {
         /// Class name → 196 values (row-major 14×14).
         public var classes: [String: [Double]]
@@ -180,6 +227,8 @@ public struct FrameMessage: Codable, Sendable, Equatable {
     public var sounding: [Sounding]
     public var silentVisible: [String]
     public var silence: Bool
+    /// Classes heard but not located, and why; nil from a server older than this field.
+    public var unlocated: [Unlocated]?
     public var droppedFrames: UInt64
     public var overruns: UInt64
     /// FRAME messages this client missed because it did not read fast enough (cumulative).
@@ -188,7 +237,7 @@ public struct FrameMessage: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case kind = "class", seq, captureNs = "capture_ns", publishNs = "publish_ns", time, latencyMs = "latency_ms"
-        case audio, sounding, silentVisible = "silent_visible", silence, droppedFrames = "dropped_frames"
+        case audio, sounding, silentVisible = "silent_visible", silence, unlocated, droppedFrames = "dropped_frames"
         case overruns, droppedMessages = "dropped_messages", maps
     }
 }
@@ -213,6 +262,11 @@ public struct StatusMessage: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey { case kind = "class", device, state, message, time }
+
+    /// Fills `time` with the wall-clock time now, when it is empty.
+    mutating func stamp() {
+        if time.isEmpty { time = ProtocolWriter.isoTime(unixNanos: ProtocolClock.realtimeNanos()) }
+    }
 }
 
 /// The server's answer to a line it could not accept.
@@ -288,8 +342,28 @@ public enum ClientCommand: Sendable, Equatable {
         var maps: Bool?
     }
 
-    /// Parses one line without its newline; unknown extra fields are ignored for forward compatibility.
+    /// gpsd's WATCH fields that mean something here (docs/PROTOCOL.md); the others are ignored.
+    private struct GpsdWatch: Decodable {
+        var `class`: String?
+        var enable: Bool?
+        var json: Bool?
+        var maps: Bool?
+        var raw: Level?
+
+        /// gpsd's `raw` is a level (0, 1, 2); a boolean is taken too.
+        struct Level: Decodable {
+            var on: Bool
+            init(from decoder: Decoder) throws {
+                let value = try decoder.singleValueContainer()
+                if let flag = try? value.decode(Bool.self) { on = flag } else { on = try value.decode(Int.self) > 0 }
+            }
+        }
+    }
+
+    /// Parses one line without its newline; unknown extra fields are ignored for forward compatibility. Besides
+    /// the JSON objects, gpsd's forms are read: `?WATCH={...};`, `?WATCH;` and `?POLL;` (the `;` may be left out).
     public static func parse(_ line: some Collection<UInt8>) throws -> ClientCommand {
+        if line.first == UInt8(ascii: "?") { return try parseGpsd(Array(line)) }
         let data = Data(line)
         guard (try? JSONSerialization.jsonObject(with: data, options: [])) is [String: Any] else {
             throw Invalid(description: "expected one JSON object per line, e.g. {\"class\":\"WATCH\",\"maps\":true}")
@@ -309,6 +383,47 @@ public enum ClientCommand: Sendable, Equatable {
         case .watch: return .watch(enable: fields.enable, maps: fields.maps)
         case .poll: return .poll
         default: throw Invalid(description: "unknown command class \"\(fields.class)\" (expected WATCH or POLL)")
+        }
+    }
+
+    /// `?NAME;` or `?NAME={json};`, one command per line.
+    private static func parseGpsd(_ bytes: [UInt8]) throws -> ClientCommand {
+        var body = bytes.dropFirst()
+        if body.last == UInt8(ascii: ";") { body = body.dropLast() }
+        let equals = body.firstIndex(of: UInt8(ascii: "="))
+        let name = String(decoding: body[..<(equals ?? body.endIndex)], as: UTF8.self)
+        let argument = equals.map { body[body.index(after: $0)...] }
+        switch name {
+        case "POLL":
+            return .poll
+        case "WATCH":
+            // `?WATCH;` asks for the settings in force: the answer to a WATCH that changes nothing.
+            guard let argument else { return .watch(enable: nil, maps: nil) }
+            let example = "e.g. ?WATCH={\"enable\":true,\"json\":true};"
+            guard (try? JSONSerialization.jsonObject(with: Data(argument), options: [])) is [String: Any] else {
+                throw Invalid(description: "?WATCH= takes one JSON object and an optional ';', one command per line (\(example))")
+            }
+            let fields: GpsdWatch
+            do { fields = try JSONDecoder().decode(GpsdWatch.self, from: Data(argument)) } catch let DecodingError.typeMismatch(_, context) {
+                let key = context.codingPath.first?.stringValue ?? "?"
+                switch key {
+                case "class": throw Invalid(description: "\"class\" must be a string")
+                case "raw": throw Invalid(description: "\"raw\" must be 0, 1, 2, true or false")
+                default: throw Invalid(description: "\"\(key)\" must be true or false")
+                }
+            } catch DecodingError.valueNotFound(_, let context) {
+                throw Invalid(description: "\"\(context.codingPath.first?.stringValue ?? "?")\" must not be null")
+            } catch {
+                throw Invalid(description: "cannot read ?WATCH: \(error)")
+            }
+            if let className = fields.class, className != "WATCH" {
+                throw Invalid(description: "?WATCH= takes a WATCH object, not \"\(className)\"")
+            }
+            // As in gpsd, an object without "enable" turns watching on, and "json":false leaves nothing to send.
+            let enable = fields.json == false ? false : fields.enable ?? true
+            return .watch(enable: enable, maps: fields.maps ?? fields.raw.map(\.on))
+        default:
+            throw Invalid(description: "unknown command ?\(name) (expected ?WATCH or ?POLL, or a JSON object such as {\"class\":\"WATCH\"})")
         }
     }
 }
@@ -424,6 +539,20 @@ public enum ProtocolWriter {
         }
         w.raw("],\"silence\":")
         w.bool(r.silence)
+        w.raw(",\"unlocated\":[")
+        for (i, u) in r.unlocated.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"class\":")
+            w.string(name(u.classIndex, classes))
+            w.raw(",\"reason\":")
+            w.string(u.reason.rawValue)
+            w.raw(",\"value\":")
+            w.number(Double(u.value))
+            w.raw(",\"threshold\":")
+            w.number(Double(u.threshold))
+            w.raw("}")
+        }
+        w.raw("]")
         w.raw(",\"dropped_frames\":")
         w.integer(r.droppedFrames)
         w.raw(",\"overruns\":")
@@ -631,4 +760,24 @@ struct JSONBytes {
     }
 
     private func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
+}
+
+/// The clocks the protocol's timestamps come from.
+enum ProtocolClock {
+    static func monotonicNanos() -> UInt64 { nanos(CLOCK_MONOTONIC) }
+    static func realtimeNanos() -> UInt64 { nanos(CLOCK_REALTIME) }
+
+    /// A FRAME's `publish_ns` (now) and `time` (the wall-clock time of its capture, now minus its age).
+    static func publishTimes(captureNanos: UInt64) -> (publishNanos: UInt64, time: String) {
+        let publishNanos = monotonicNanos()
+        let captureAge = publishNanos >= captureNanos ? publishNanos - captureNanos : 0
+        let wall = realtimeNanos()
+        return (publishNanos, ProtocolWriter.isoTime(unixNanos: wall >= captureAge ? wall - captureAge : wall))
+    }
+
+    private static func nanos(_ clock: clockid_t) -> UInt64 {
+        var ts = timespec()
+        clock_gettime(clock, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
 }

@@ -70,6 +70,9 @@ public final class SocketServer: @unchecked Sendable {
     private var nextClientID = 1
     private var refused = 0
     private var latest: LatestFrame?
+    /// The last STATUS line of each device (audio, video), in the order the devices first reported: what a new
+    /// client is told after the banner, so that one connecting during an outage learns of it.
+    private var deviceStates: [(device: StatusMessage.Device, line: ByteBuffer)] = []
     private var closed = false
     /// Per-client objects not yet deallocated (registered or not), for tests and diagnostics.
     private let liveClients = LiveCount()
@@ -144,10 +147,7 @@ public final class SocketServer: @unchecked Sendable {
 
     /// Sends one processed frame to every watching client; cheap, never blocks on clients. Call from one thread.
     public func publish(_ report: FrameReport) {
-        let publishNanos = ProtocolClock.monotonicNanos()
-        let captureAge = publishNanos >= report.captureNanos ? publishNanos - report.captureNanos : 0
-        let wall = ProtocolClock.realtimeNanos()
-        let time = ProtocolWriter.isoTime(unixNanos: wall >= captureAge ? wall - captureAge : wall)
+        let (publishNanos, time) = ProtocolClock.publishTimes(captureNanos: report.captureNanos)
 
         let head = ByteBuffer(bytes: ProtocolWriter.frameHead(report, classes: classes, publishNanos: publishNanos, time: time))
         var maps: ByteBuffer?
@@ -187,12 +187,17 @@ public final class SocketServer: @unchecked Sendable {
         }
     }
 
-    /// Sends a STATUS line to every client (watching or not); `time` is filled when empty.
+    /// Sends a STATUS line to every client (watching or not); `time` is filled when empty. The last one of each
+    /// device (not `server`) is kept and sent to every client that connects later, right after the banner.
     public func publish(status: StatusMessage) {
         var status = status
-        if status.time.isEmpty { status.time = ProtocolWriter.isoTime(unixNanos: ProtocolClock.realtimeNanos()) }
+        status.stamp()
         let line = ByteBuffer(bytes: ProtocolWriter.line(status))
         lock.withLock {
+            if status.device != .server {
+                if let at = deviceStates.firstIndex(where: { $0.device == status.device }) { deviceStates[at].line = line }
+                else { deviceStates.append((status.device, line)) }
+            }
             guard !closed, !clients.isEmpty else { return }
             let targets = Array(clients.values)
             loop.execute { [self] in
@@ -254,7 +259,9 @@ public final class SocketServer: @unchecked Sendable {
 
     /// What became of a new connection.
     fileprivate enum Admission {
-        case admitted(SocketClient)
+        /// With the devices' STATUS lines as they stood when it was registered: a STATUS published after that
+        /// reaches it through the client table, after the greeting (both run on the event loop, in order).
+        case admitted(SocketClient, states: [ByteBuffer])
         /// Over `maxClients`: the connection gets this ERROR line and is closed.
         case refused(String)
         /// The server is shutting down.
@@ -277,10 +284,10 @@ public final class SocketServer: @unchecked Sendable {
             let client = SocketClient(id: nextClientID, channel: channel, live: liveClients)
             nextClientID += 1
             clients[client.id] = client
-            return .admitted(client)
+            return .admitted(client, states: deviceStates.map(\.line))
         }
         switch admission {
-        case let .admitted(client):
+        case let .admitted(client, _):
             let id = client.id
             channel.closeFuture.whenComplete { [weak self] _ in self?.unregister(id) }
             logger.debug("client connected", metadata: ["client": "\(id)"])
@@ -292,9 +299,10 @@ public final class SocketServer: @unchecked Sendable {
         return admission
     }
 
-    /// Greets a registered client with the banner; after `register` returned, so re-entrant closes are harmless.
-    fileprivate func greet(_ client: SocketClient) {
-        send(ByteBuffer(bytes: banner), to: client)
+    /// Greets a registered client with the banner and the devices' current STATUS lines; after `register`
+    /// returned, so re-entrant closes are harmless.
+    fileprivate func greet(_ client: SocketClient, states: [ByteBuffer]) {
+        send([ByteBuffer(bytes: banner)] + states, to: client)
     }
 
     private func unregister(_ id: Int) {
@@ -426,9 +434,9 @@ private final class ClientHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         switch server.register(context.channel) {
-        case let .admitted(admitted):
+        case let .admitted(admitted, states):
             client = admitted
-            server.greet(admitted)  // may close the channel re-entrantly; the close future unregisters it
+            server.greet(admitted, states: states)  // may close the channel re-entrantly; the close future unregisters it
         case let .refused(why):
             hangingUp = true
             let line = ByteBuffer(bytes: ProtocolWriter.line(ErrorMessage(message: why)))
@@ -489,15 +497,4 @@ final class LiveCount: @unchecked Sendable {
     private var count = 0
     var value: Int { lock.withLock { count } }
     func add(_ delta: Int) { lock.withLock { count += delta } }
-}
-
-/// The clocks the protocol's timestamps come from.
-private enum ProtocolClock {
-    static func monotonicNanos() -> UInt64 { nanos(CLOCK_MONOTONIC) }
-    static func realtimeNanos() -> UInt64 { nanos(CLOCK_REALTIME) }
-    private static func nanos(_ clock: clockid_t) -> UInt64 {
-        var ts = timespec()
-        clock_gettime(clock, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
 }

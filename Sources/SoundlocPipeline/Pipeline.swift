@@ -21,6 +21,7 @@ public protocol ReportSink: AnyObject {
 }
 
 extension SocketServer: ReportSink {}
+extension NDJSONRecorder: ReportSink {}
 
 /// A live device that can be closed and opened again after it vanished.
 public protocol Reopenable: AnyObject {
@@ -160,6 +161,9 @@ public final class Pipeline: @unchecked Sendable {
     /// Runs until `stop()`, the frame limit, or the end of finite sources; returns the final statistics.
     @discardableResult
     public func run() throws -> PipelineStatistics {
+        // Each device's first state: what the socket tells a client that connects before anything else happens.
+        announce(.audio, .started, Self.origin(of: audio))
+        announce(.video, .started, Self.origin(of: video))
         if options.lockstep {
             try runLockstep()
         } else {
@@ -256,8 +260,16 @@ public final class Pipeline: @unchecked Sendable {
         audioLock.broadcast()
     }
 
+    /// Where a source's data comes from, for STATUS messages.
+    private static func origin(of source: AnyObject) -> String {
+        if let microphone = source as? ALSACaptureSource { return "capturing from \(microphone.pcmName)" }
+        if let camera = source as? V4L2CaptureSource { return "capturing from \(camera.devicePath)" }
+        return "replaying a file"
+    }
+
     private func announce(_ device: StatusMessage.Device, _ state: StatusMessage.State, _ message: String) {
-        if state == .failed { logger.error("\(message)") } else { logger.notice("\(message)") }
+        let metadata: Logger.Metadata = ["device": "\(device.rawValue)"]
+        if state == .failed { logger.error("\(message)", metadata: metadata) } else { logger.notice("\(message)", metadata: metadata) }
         for sink in sinks { sink.publish(status: StatusMessage(device: device, state: state, message: message)) }
     }
 
@@ -370,6 +382,9 @@ public final class Pipeline: @unchecked Sendable {
             },
             silentVisible: interpretation.silentVisible.compactMap { output.classes.firstIndex(of: $0) },
             silence: silence,
+            unlocated: interpretation.unlocated.map {
+                FrameReport.Unlocated(classIndex: $0.classIndex, reason: $0.reason, value: Float($0.value), threshold: Float($0.threshold))
+            },
             droppedFrames: UInt64(counters.framesDropped),
             overruns: UInt64(counters.audioOverruns),
             maps: FrameReport.Maps(classMaps: Array(output.classMaps), soundingArea: Array(output.l)))

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocOutput
 
 /// One class the appliance reports as sounding in a frame.
 public struct SoundingObject: Equatable, Sendable {
@@ -17,10 +18,23 @@ public struct SoundingObject: Equatable, Sendable {
     }
 }
 
+/// A class the audio network hears that is not reported as sounding, and the first test it failed.
+public struct UnlocatedClass: Equatable, Sendable {
+    public var classIndex: Int
+    public var className: String
+    public var reason: UnlocatedReason
+    /// What failed the test (a map value in 0…1) and what it had to reach.
+    public var value: Double
+    public var threshold: Double
+}
+
 /// What one forward pass means for the people listening: which classes sound where, which are visible but silent.
 public struct FrameInterpretation: Equatable, Sendable {
     public var sounding: [SoundingObject]
     public var silentVisible: [String]
+    /// Classes heard (audio probability at least `minAudioProbability`) but not in `sounding`, strongest first;
+    /// empty in silence.
+    public var unlocated: [UnlocatedClass] = []
     /// True when the audio gate judged the window silent (nothing may then be reported as sounding).
     public var silence: Bool
     /// Peak of the sounding-area map l.
@@ -72,12 +86,28 @@ public struct SoundingInterpreter: Sendable {
         // Evidence that class k sounds at a cell: it wins the cell (class map) and the cell sounds (l).
         // Either alone misleads: the per-pixel softmax normalises l away, and l does not name classes.
         var sounding: [SoundingObject] = []
+        var unlocated: [UnlocatedClass] = []
         var evidence = [Float](repeating: 0, count: cells)
-        for c in 0..<k where anySounding && Double(audioProbabilities[c]) >= minAudioProbability {
+        for c in 0..<k where !silence && Double(audioProbabilities[c]) >= minAudioProbability {
+            func unplaced(_ reason: UnlocatedReason, _ value: Double, _ threshold: Double) {
+                unlocated.append(UnlocatedClass(classIndex: c, className: classes[c], reason: reason, value: value, threshold: threshold))
+            }
+            guard anySounding else {
+                unplaced(.noSoundingArea, lPeak, minSoundingPeak)
+                continue
+            }
             for cell in 0..<cells { evidence[cell] = classMaps[c * cells + cell] * l[cell] }
-            guard let peakIndex = evidence.indices.max(by: { evidence[$0] < evidence[$1] }),
-                  Double(classMaps[c * cells + peakIndex]) >= minClassPeak, Double(l[peakIndex]) >= minSoundingPeak
-            else { continue }
+            guard let peakIndex = evidence.indices.max(by: { evidence[$0] < evidence[$1] }) else { continue }
+            let classPeak = Double(classMaps[c * cells + peakIndex]), areaThere = Double(l[peakIndex])
+            guard classPeak >= minClassPeak else {
+                if visiblePeak[c] < minVisiblePeak { unplaced(.notInView, visiblePeak[c], minVisiblePeak) }
+                else { unplaced(.weakClassMap, classPeak, minClassPeak) }
+                continue
+            }
+            guard areaThere >= minSoundingPeak else {
+                unplaced(.quietWhereSeen, areaThere, minSoundingPeak)
+                continue
+            }
             let peakValue = evidence[peakIndex]
             var (x0, y0, x1, y1) = (width, height, -1, -1)
             for cell in 0..<cells where evidence[cell] >= 0.5 * peakValue {
@@ -92,8 +122,10 @@ public struct SoundingInterpreter: Sendable {
                       Double(x1 - x0 + 1) / Double(width), Double(y1 - y0 + 1) / Double(height))))
         }
         sounding.sort { $0.score > $1.score }
+        unlocated.sort { audioProbabilities[$0.classIndex] > audioProbabilities[$1.classIndex] }
         let soundingSet = Set(sounding.map(\.classIndex))
         let silentVisible = (0..<k).filter { !soundingSet.contains($0) && visiblePeak[$0] >= minVisiblePeak }.map { classes[$0] }
-        return FrameInterpretation(sounding: sounding, silentVisible: silentVisible, silence: silence, soundingAreaPeak: lPeak)
+        return FrameInterpretation(sounding: sounding, silentVisible: silentVisible, unlocated: unlocated, silence: silence,
+                                   soundingAreaPeak: lPeak)
     }
 }

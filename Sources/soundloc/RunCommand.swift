@@ -48,11 +48,19 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print one line per processed frame.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Also write every message the socket carries (banner, FRAMEs, STATUS) to this file, one JSON object per line; '-' for standard output (the summary then goes to standard error).", valueName: "file.ndjson"))
+    var record: String?
+
+    @Flag(help: "With --record: put the class and sounding-area maps in every recorded FRAME (about 14 KB each).")
+    var recordMaps = false
+
     func validate() throws {
         if (audio == nil) != (video == nil) { throw ValidationError("--audio and --video go together (file replay)") }
         if fast && audio == nil { throw ValidationError("--fast applies to file replay (--audio/--video)") }
         guard fps > 0, fps <= 240 else { throw ValidationError("--fps must be in (0, 240]") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be in 1...64") }
+        if recordMaps && record == nil { throw ValidationError("--record-maps goes with --record") }
+        if record?.isEmpty == true { throw ValidationError("--record needs a file name, or - for standard output") }
     }
 
     func run() throws {
@@ -65,12 +73,14 @@ struct RunCommand: ParsableCommand {
         try settings.applyKernelChoice(file: config ?? "the built-in configuration")
 
         let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
-                                           frameLimit: frames, logger: logger)
+                                           frameLimit: frames, record: record.map { (path: $0, maps: recordMaps) }, logger: logger)
+        // Standard output may carry the record: then everything meant for a person goes to standard error.
+        let print: (String) -> Void = record == "-" ? sayToStandardError : { say($0) }
         if verbose || !session.publishes {
-            session.pipeline.onFrame = { processed in say(FrameLine.describe(processed.report, classes: session.classes)) }
+            session.pipeline.onFrame = { processed in print(FrameLine.describe(processed.report, classes: session.classes)) }
         }
         let stats = try session.run()
-        say(PipelineSummary.text(stats))
+        print(PipelineSummary.text(stats))
     }
 }
 
@@ -83,13 +93,15 @@ final class ApplianceSession {
     let pipeline: Pipeline
     let classes: [String]
     let server: SocketServer?
-    var publishes: Bool { server != nil }
+    let recorder: NDJSONRecorder?
+    var publishes: Bool { server != nil || recorder != nil }
     private let audio: AudioSource
     private let video: VideoSource
     private let signals: StopSignal
 
+    /// `record`: also write the socket's messages to this file (`-`: standard output), with or without maps.
     init(settings: ApplianceConfig, audioFile: String?, videoFile: String?, fps: Double, fast: Bool, frameLimit: Int?,
-         logger: Logger) throws {
+         record: (path: String, maps: Bool)? = nil, logger: Logger) throws {
         let model = try DSOLModel(path: settings.model.path, threads: settings.engine.threads)
         classes = model.classes
         let frameSize: (width: Int, height: Int)
@@ -122,11 +134,17 @@ final class ApplianceSession {
         // Before the socket exists: a signal from here on stops the run (even one not started yet) cleanly.
         let signals = StopSignal.install(StopSignal.shutdown, logger: logger) { pipeline.stop() }
         self.signals = signals
+        let banner = VersionMessage(
+            release: SoundlocVersion.release,
+            model: ModelIdentity(name: (settings.model.path as NSString).lastPathComponent, checksum: model.metadata.checksum),
+            classes: model.classes, imageWidth: frameSize.width, imageHeight: frameSize.height)
+        do {
+            recorder = try record.map { try NDJSONRecorder(path: $0.path, banner: banner, maps: $0.maps, logger: logger) }
+        } catch {
+            signals.uninstall()
+            throw error
+        }
         if settings.output.socket != "none" {
-            let banner = VersionMessage(
-                release: SoundlocVersion.release,
-                model: ModelIdentity(name: (settings.model.path as NSString).lastPathComponent, checksum: model.metadata.checksum),
-                classes: model.classes, imageWidth: frameSize.width, imageHeight: frameSize.height)
             let server: SocketServer
             do {
                 server = try SocketServer.start(
@@ -134,20 +152,22 @@ final class ApplianceSession {
                                          group: settings.output.socketGroup, maxClients: settings.output.maxClients),
                     banner: banner, logger: logger)
             } catch {
+                recorder?.close()
                 signals.uninstall()  // no run will follow to give the signals back
                 throw error
             }
-            pipeline.sinks = [server]
             self.server = server
             logger.info("serving", metadata: ["socket": "\(settings.output.socket)"])
         } else {
             server = nil
         }
+        pipeline.sinks = [server as ReportSink?, recorder].compactMap { $0 }
     }
 
     func run() throws -> PipelineStatistics {
         defer {
             server?.shutdown()
+            if let recorder, let failure = recorder.close() { sayToStandardError("soundloc: the record stopped early: \(failure)") }
             audio.close()
             video.close()
             signals.uninstall()
@@ -163,10 +183,14 @@ enum FrameLine {
             String(format: "%@ %.2f at (%.2f, %.2f)", classes[$0.classIndex], $0.score, $0.peakX, $0.peakY)
         }
         let silent = report.silentVisible.map { classes[$0] }
+        let unlocated = report.unlocated.map {
+            "\(classes[$0.classIndex]) (\(UnlocatedText.reason($0.reason.rawValue, value: Double($0.value), threshold: Double($0.threshold))))"
+        }
         let head = String(format: "#%-5llu", report.sequence)
         if report.silence { return "\(head) silence" + (silent.isEmpty ? "" : "; visible: \(silent.joined(separator: ", "))") }
         return "\(head) sounding: \(sounding.isEmpty ? "nothing in view" : sounding.joined(separator: "; "))"
             + (silent.isEmpty ? "" : "; silent: \(silent.joined(separator: ", "))")
+            + (unlocated.isEmpty ? "" : "; heard, not located: \(unlocated.joined(separator: ", "))")
     }
 }
 

@@ -51,7 +51,7 @@ struct ServeFakeCommand: ParsableCommand {
         var sequence: UInt64 = 0
         while !stop.requested, frames == 0 || sequence < UInt64(frames) {
             let t = Double(sequence) / rate
-            if let status = scene.status(at: t, previous: sequence == 0 ? -1 : Double(sequence - 1) / rate) {
+            for status in scene.statuses(at: t, previous: sequence == 0 ? -1 : Double(sequence - 1) / rate) {
                 server.publish(status: status)
             }
             server.publish(scene.report(sequence: sequence, at: t))
@@ -88,13 +88,17 @@ private struct FakeScene {
         return (0..<4).map { _ in pool.remove(at: Int(rng.next() % UInt64(pool.count))) }
     }
 
-    func status(at t: Double, previous: Double) -> StatusMessage? {
+    func statuses(at t: Double, previous: Double) -> [StatusMessage] {
         func crossed(_ mark: Double) -> Bool {
             previous >= 0 && previous.truncatingRemainder(dividingBy: 30) < mark && t.truncatingRemainder(dividingBy: 30) >= mark
         }
-        if crossed(20) { return StatusMessage(device: .audio, state: .failed, message: "plughw:1,0: No such device (made up)") }
-        if crossed(22) { return StatusMessage(device: .audio, state: .recovered, message: "plughw:1,0 is back (made up)") }
-        return nil
+        if previous < 0 {
+            return [StatusMessage(device: .audio, state: .started, message: "capturing from plughw:CARD=Device,DEV=0 (made up)"),
+                    StatusMessage(device: .video, state: .started, message: "capturing from /dev/video0 (made up)")]
+        }
+        if crossed(20) { return [StatusMessage(device: .audio, state: .failed, message: "plughw:CARD=Device,DEV=0: No such device (made up)")] }
+        if crossed(22) { return [StatusMessage(device: .audio, state: .recovered, message: "audio capture recovered (made up)")] }
+        return []
     }
 
     func report(sequence: UInt64, at t: Double) -> FrameReport {
@@ -125,6 +129,12 @@ private struct FakeScene {
                 silentVisible.append(k)
             }
         }
+        // In the third stretch of each 12 s, an instrument out of the picture is heard too.
+        var unlocated: [FrameReport.Unlocated] = []
+        if !silence, pair == 2, let offscreen = (0..<Self.classes.count).first(where: { !inView.contains($0) }) {
+            audio[offscreen] += 0.25
+            unlocated.append(.init(classIndex: offscreen, reason: .notInView, value: Float(0.05 + jitter(0.02)), threshold: 0.5))
+        }
         let total = audio.reduce(0, +)
         audio = audio.map { $0 / total }
         sounding.sort { $0.score > $1.score }
@@ -138,7 +148,7 @@ private struct FakeScene {
             sequence: sequence, captureNanos: nowNanos - UInt64(totalMs * 1e6),
             latencies: [.init("features", milliseconds: featuresMs), .init("audio", milliseconds: audioMs),
                         .init("vision", milliseconds: visionMs), .init("heads", milliseconds: headsMs)],
-            audioDistribution: audio, sounding: sounding, silentVisible: silentVisible, silence: silence,
+            audioDistribution: audio, sounding: sounding, silentVisible: silentVisible, silence: silence, unlocated: unlocated,
             droppedFrames: sequence / 500, overruns: UInt64(t / 30),
             maps: maps(inView: inView, sounding: sounding))
     }

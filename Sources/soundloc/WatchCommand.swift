@@ -217,6 +217,7 @@ final class WatchView {
                 .joined(separator: " "))
         }
         if !f.silentVisible.isEmpty { parts.append("silent: " + f.silentVisible.joined(separator: ",")) }
+        if let unlocated = unlocatedText(f) { parts.append(unlocated) }
         parts.append("audio: " + topAudio(f).map { "\($0.key) \(fmt($0.value))" }.joined(separator: " "))
         parts.append(String(format: "%.1f ms", latency(f)))
         if let area = f.maps?.soundingArea, let peak = area.indices.max(by: { area[$0] < area[$1] }) {
@@ -250,6 +251,7 @@ final class WatchView {
                 lines.append("  \(name) \(bar(s.score, width: 20)) \(fmt(s.score))  peak (\(fmt(s.peak.first)), \(fmt(s.peak.last)))  \(box)")
             }
         }
+        if let unlocated = unlocatedText(f) { lines.append(unlocated) }
         lines.append("visible, silent: " + (f.silentVisible.isEmpty ? "—" : f.silentVisible.joined(separator: ", ")))
         if let status { lines.append("last status: \(status)") }
         if maps, let m = f.maps {
@@ -259,6 +261,15 @@ final class WatchView {
             lines.append("(no maps in this frame)")
         }
         return lines
+    }
+
+    /// "heard, not located: violin (l peak 0.31 < 0.5), tuba (not in view)": what the audio network hears but the
+    /// pictures do not place, and why; nil when there is none (or the server does not say).
+    static func unlocatedText(_ f: FrameMessage) -> String? {
+        guard let unlocated = f.unlocated, !unlocated.isEmpty else { return nil }
+        return "heard, not located: " + unlocated.map {
+            "\($0.className) (\(UnlocatedText.reason($0.reason, value: $0.value, threshold: $0.threshold)))"
+        }.joined(separator: ", ")
     }
 
     private static func topAudio(_ f: FrameMessage) -> [(key: String, value: Double)] {
@@ -288,6 +299,20 @@ final class WatchView {
                 let c = shades[min(shades.count - 1, Int(v * Double(shades.count)))]
                 return String(repeating: c, count: 2)
             }.joined()
+        }
+    }
+}
+
+/// Why a heard class is not located, for a person.
+enum UnlocatedText {
+    static func reason(_ reason: String, value: Double, threshold: Double) -> String {
+        let test = "\(String(format: "%.2f", value)) < \(String(format: "%g", threshold))"
+        switch UnlocatedReason(rawValue: reason) {
+        case .noSoundingArea?: return "l peak \(test)"
+        case .notInView?: return "not in view: visibility \(test)"
+        case .weakClassMap?: return "class map \(test) where it sounds"
+        case .quietWhereSeen?: return "in view, but l \(test) where it is"
+        case nil: return "\(reason) \(test)"
         }
     }
 }

@@ -3,8 +3,8 @@ import SoundlocOutput
 import XCTest
 
 final class SocketServerTests: XCTestCase {
-    private var directory = ""
-    private var path: String { directory + "/s.sock" }
+    var directory = ""
+    var path: String { directory + "/s.sock" }
 
     override func setUpWithError() throws {
         directory = try SocketTest.directory()
@@ -14,7 +14,7 @@ final class SocketServerTests: XCTestCase {
         SocketTest.removeDirectory(directory)
     }
 
-    private func startServer(_ configure: (inout SocketServer.Configuration) -> Void = { _ in },
+    func startServer(_ configure: (inout SocketServer.Configuration) -> Void = { _ in },
                              classes: [String] = SocketTest.classes) throws -> SocketServer {
         var configuration = SocketServer.Configuration(path: path)
         configure(&configuration)
