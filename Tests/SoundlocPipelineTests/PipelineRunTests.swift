@@ -140,9 +140,11 @@ final class PipelineRunTests: XCTestCase {
         XCTAssertGreaterThan(stats.framesDropped, 0)
         XCTAssertGreaterThan(stats.framesProcessed, 0)
         XCTAssertEqual(model.forwardPasses, stats.framesProcessed, "one forward pass per processed frame")
-        // Nothing queued: once the source has ended at most one frame (the one left in the one-frame slot) is
-        // processed, where a queue would hold a backlog of dozens.
-        XCTAssertLessThanOrEqual(model.forwardPassesAfterSourceEnded, 1)
+        // Nothing queued: once the source has ended at most two forward passes start, where a queue would hold a
+        // backlog of dozens: the frame left in the one-frame slot, and the frame the inference thread had already
+        // taken but whose pass had not begun yet (it waits up to audioWaitSeconds for its audio, which on a busy
+        // machine can outlast the source's last frame).
+        XCTAssertLessThanOrEqual(model.forwardPassesAfterSourceEnded, 2)
         // The reports say how many frames were dropped so far, never decreasing.
         let dropped = sink.reports.map(\.droppedFrames)
         XCTAssertEqual(dropped, dropped.sorted())
