@@ -200,13 +200,37 @@ public struct Manifest: Sendable {
 
     // MARK: real-MUSIC annotation
 
-    /// data.py's `load_annotation`: frame keys resolve against the file's folder, then its parent;
-    /// audio is the entry's "audio" (the builder's files, first second) or, in the MUSIC layout,
-    /// ROOT/frames/<clip>/<frame> → ROOT/audio/<clip>.wav, the second centred at index / fps.
+    /// The official MUSIC annotations (solotest.json, duettest.json) name classes by AudioSet-instrument
+    /// ids; only these 7 of MUSIC's 11 classes are annotated.
+    public static let audioSetInstruments: [Int: String] = [1: "cello", 3: "acoustic_guitar", 8: "saxophone",
+                                                            10: "trumpet", 11: "violin", 12: "flute", 13: "accordion"]
+    /// MUSIC's classes in SPEC §2's order: the class space of the official annotations.
+    public static let musicClasses = ["accordion", "acoustic_guitar", "cello", "clarinet", "erhu", "flute",
+                                      "saxophone", "trumpet", "tuba", "violin", "xylophone"]
+    /// The authors' frame numbers count frames at this rate, whatever the video's own.
+    static let numberingFPS = 30
+
+    /// Index of the authors' frame_SSS folder in a frame's path components (the last such), and its second.
+    static func secondFolder(_ parts: [String]) -> (index: Int, second: Int)? {
+        for i in stride(from: parts.count - 2, through: 0, by: -1) where parts[i].hasPrefix("frame_") {
+            let digits = parts[i].dropFirst("frame_".count)
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let s = Int(digits) { return (i, s) }
+        }
+        return nil
+    }
+
+    /// data.py's `load_annotation`: frame keys resolve against the file's folder, then its parent.
+    /// With an "audio" key in its entries the file is the builder's (category_id = class index, sound
+    /// from that file's first second); without, it is the official form: category_id an AudioSet-instrument
+    /// id (`audioSetInstruments`, mapped into `musicClasses`), and the sound of
+    /// <video>/frame_SSS/NNNNN.jpg is ROOT/audio/<video>.wav centred at NNNNN / 30 (NNNNN // 30 must be SSS);
+    /// of any other ROOT/frames/<clip>/<frame>, ROOT/audio/<clip>.wav centred at index / fps.
     static func parseAnnotation(_ top: [String: JSONValue], file: String, kind: String, split: String, fps: Double) throws -> Manifest {
         func corrupt(_ why: String) -> ManifestError { .corrupt(path: file, reason: why) }
         let folder = (file as NSString).deletingLastPathComponent
         let roots = [folder, (folder as NSString).deletingLastPathComponent]
+        let official = !top.values.contains { $0["audio"] != nil }
+        let idList = audioSetInstruments.keys.sorted().map { "\($0) \(audioSetInstruments[$0]!)" }.joined(separator: ", ")
         var scenes = [Scene]()
         // JSON objects are unordered once parsed; sorting the keys keeps runs deterministic.
         for key in top.keys.sorted() {
@@ -216,8 +240,17 @@ public struct Manifest: Sendable {
                 throw ManifestError.missingFile(scene: key, role: "frame", path: candidates[0])
             }
             let base = (roots + ["/"]).first(where: { image.hasPrefix($0) }) ?? "/"
-            let objects = try parseObjects(entry["bbox"] ?? .array([]), classCount: nil, boxKey: "normbox", classKey: "category_id") {
+            var objects = try parseObjects(entry["bbox"] ?? .array([]), classCount: nil, boxKey: "normbox", classKey: "category_id") {
                 corrupt("frame \(key): \($0)")
+            }
+            if official {
+                objects = try objects.map { o in
+                    guard let name = audioSetInstruments[o.classId], let c = musicClasses.firstIndex(of: name) else {
+                        throw corrupt("frame \(key): category_id \(o.classId) is not one of the official annotations' "
+                                      + "AudioSet-instrument ids (\(idList))")
+                    }
+                    return SceneObject(classId: c, box: o.box, sounding: o.sounding, className: name)
+                }
             }
             let audio: String
             let window: AudioWindow
@@ -225,6 +258,24 @@ public struct Manifest: Sendable {
                 guard let rel = a.string, !rel.isEmpty else { throw corrupt("frame \(key): 'audio' must be a path") }
                 audio = join(base, rel)
                 window = .start(0)
+            } else if let (i, second) = secondFolder(relativeComponents(image, to: base)) {
+                // the authors' <video>/frame_SSS/NNNNN.jpg
+                let parts = relativeComponents(image, to: base)
+                let n = frameIndex(parts[parts.count - 1])
+                guard n / numberingFPS == second else {
+                    throw corrupt("frame \(key): frame \(n) lies in second \(n / numberingFPS), not in its folder "
+                                  + "frame_\(parts[i].dropFirst(6)): the authors number frames at \(numberingFPS) per second "
+                                  + "(was the video cut at another rate?)")
+                }
+                let video = Array(parts[(parts.first == "frames" ? 1 : 0)..<i]).joined(separator: "/")
+                let candidates = [base, (base as NSString).deletingLastPathComponent].map {
+                    join(join($0, "audio"), video + ".wav")
+                }
+                guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                    throw ManifestError.missingFile(scene: key, role: "audio", path: candidates[0])
+                }
+                audio = found
+                window = .centred(Double(n) / Double(numberingFPS))
             } else {
                 var parts = relativeComponents(image, to: base)
                 let frameName = parts.removeLast()
@@ -242,7 +293,7 @@ public struct Manifest: Sendable {
             scenes.append(Scene(id: key, split: split, kind: kind, image: image, audio: audio, audioWindow: window,
                                 objects: objects))
         }
-        return Manifest(path: file, form: .annotation, classes: nil, scenes: scenes)
+        return Manifest(path: file, form: .annotation, classes: official ? musicClasses : nil, scenes: scenes)
     }
 
     /// The integer at the end of a frame's file stem (0 when it has none).

@@ -115,15 +115,46 @@ final class ManifestTests: XCTestCase {
                                    SceneObject(classId: 5, box: Box(x: 0.5, y: 0.5, w: 0.2, h: 0.2), sounding: true)])
     }
 
+    func testOfficialAnnotationInTheAuthorsLayout() throws {
+        // dsol.prepare_music's layout: frames/<video>/frame_SSS/NNNNN.jpg numbered at 30 a second, audio/<video>.wav
+        try touch("music/frames/vidA/frame_001/00037.jpg")
+        try touch("music/audio/vidA.wav")
+        let path = try write("""
+            {"vidA/frame_001/00037.jpg": {"bbox": [{"normbox": [0.1, 0.1, 0.5, 0.5], "category_id": 11}]}}
+            """, "music/frames/solotest.json")
+        let m = try Manifest.load(path: path)
+        XCTAssertEqual(m.scenes.count, 1)
+        let s = m.scenes[0]
+        XCTAssertEqual(s.audio, root.appendingPathComponent("music/audio/vidA.wav").path)
+        XCTAssertEqual(s.audioWindow, .centred(37.0 / 30.0))
+        XCTAssertEqual(s.objects.map(\.classId), [Manifest.musicClasses.firstIndex(of: "violin")!])
+        XCTAssertEqual(s.objects[0].className, "violin")
+        // a frame number outside its second: cut at another rate
+        try touch("music/frames/vidA/frame_002/00012.jpg")
+        let wrong = try write("{\"vidA/frame_002/00012.jpg\": {\"bbox\": []}}", "music/frames/wrong.json")
+        XCTAssertThrowsError(try Manifest.load(path: wrong)) { XCTAssertTrue("\($0)".contains("30 per second"), "\($0)") }
+        // an id the official files do not use
+        let badId = try write("{\"vidA/frame_001/00037.jpg\": {\"bbox\": [{\"normbox\": [0, 0, 1, 1], \"category_id\": 4}]}}",
+                              "music/frames/badid.json")
+        XCTAssertThrowsError(try Manifest.load(path: badId)) { XCTAssertTrue("\($0)".contains("AudioSet"), "\($0)") }
+        // no sound for the video: named
+        try touch("music/frames/vidB/frame_000/00000.jpg")
+        let mute = try write("{\"vidB/frame_000/00000.jpg\": {\"bbox\": []}}", "music/frames/mute.json")
+        XCTAssertThrowsError(try Manifest.load(path: mute)) { XCTAssertTrue("\($0)".contains("vidB.wav"), "\($0)") }
+    }
+
     func testMusicAnnotationLocatesTheClipAudio() throws {
         // Real MUSIC layout: ROOT/frames/<clip>/<frame> and ROOT/audio/<clip>.wav, the second centred at index / fps.
         try touch("duet/frames/cello_flute/abc/000012.jpg")
         let path = try write("""
-            {"frames/cello_flute/abc/000012.jpg": {"bbox": [{"normbox": [0, 0, 0.5, 1], "category_id": 2},
-                                                              {"normbox": [0.5, 0, 0.5, 1], "category_id": 5}]}}
+            {"frames/cello_flute/abc/000012.jpg": {"bbox": [{"normbox": [0, 0, 0.5, 1], "category_id": 1},
+                                                              {"normbox": [0.5, 0, 0.5, 1], "category_id": 12}]}}
             """, "duet/duet_test.json")
         let m = try Manifest.load(path: path, fps: 2)
         XCTAssertEqual(m.scenes.count, 1)
+        // the official form: AudioSet-instrument ids (1 cello, 12 flute) in MUSIC's class order
+        XCTAssertEqual(m.scenes[0].objects.map(\.classId), [2, 5])
+        XCTAssertEqual(m.classes, Manifest.musicClasses)
         XCTAssertEqual(m.scenes[0].kind, "music_duet")
         XCTAssertEqual(m.scenes[0].audio, root.appendingPathComponent("duet/audio/cello_flute/abc.wav").path)
         XCTAssertEqual(m.scenes[0].audioWindow, .centred(6))
