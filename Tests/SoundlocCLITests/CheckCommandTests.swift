@@ -78,19 +78,8 @@ final class CheckCommandTests: XCTestCase {
     /// A valid file on a machine without the configured microphone and camera (this one has neither): each absence
     /// is one clear line, the live part says why it is skipped, and the command ends with status 1, not a crash.
     func testGoodConfigWithDevicesAbsent() throws {
-        let config = try write("pi.yaml", """
-            board: pi
-            audio:
-              pcm: "plughw:CARD=Device,DEV=0"
-            video:
-              device: /dev/v4l/by-id/usb-Nobody_Camera-video-index0
-            model:
-              path: \(model)
-            engine:
-              threads: 1
-            output:
-              socket: \(directory.path)/s.sock
-            """)
+        let config = try deviceConfig(name: "pi", pcm: "\"plughw:CARD=Device,DEV=0\"",
+                                      video: "/dev/v4l/by-id/usb-Nobody_Camera-video-index0")
         let r = try CLI.run(["check", "--config", config, "--seconds", "1"], hangGuard: 120)
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
@@ -120,12 +109,13 @@ final class CheckCommandTests: XCTestCase {
         return ["ALSA_CONFIG_PATH": try write("asound.conf", text)]
     }
 
-    func liveConfig(pcm: String) throws -> String {
-        try write("\(pcm).yaml", """
+    /// A valid config with the tiny model, `pcm` and `video` (by default a camera that does not exist).
+    func deviceConfig(name: String, pcm: String, video: String? = nil) throws -> String {
+        try write("\(name).yaml", """
             audio:
               pcm: \(pcm)
             video:
-              device: \(directory.path)/no-camera
+              device: \(video ?? directory.path + "/no-camera")
             model:
               path: \(model)
             engine:
@@ -134,6 +124,8 @@ final class CheckCommandTests: XCTestCase {
               socket: \(directory.path)/s.sock
             """)
     }
+
+    func liveConfig(pcm: String) throws -> String { try deviceConfig(name: pcm, pcm: pcm) }
 
     /// Half-scale 440 Hz: RMS 0.5/√2 (−9.0 dBFS), peak −6.0 dBFS, over whole periods of each second.
     static let sine: [Int16] = (0..<(16000 * 6)).map { Int16((sin(2 * Double.pi * 440 * Double($0) / 16000) * 16384).rounded()) }

@@ -47,10 +47,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
         guard Self.onPath("qemu-system-x86_64") else {
             return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
         }
-        let directory = try CLI.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let config = directory.appendingPathComponent("vm.yaml")
-        try """
+        let (result, report) = try Self.runInVM(config: """
             board: qemu-vivid
             audio:
               pcm: "hw:Loopback,1,0"
@@ -68,14 +65,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
             output:
               socket: /tmp/soundloc.sock
               socket_mode: "0660"
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
-        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
-        let result = try Self.run(script.path, [
-            CLI.executable.path, "run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose",
-        ], environment: ["SOUNDLOC_VM_TIMEOUT": "240",
-                         "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(config.path):/opt/test/vm.yaml"])
-        let report = "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000))
+            """, ["run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose"])
         XCTAssertEqual(result.status, 0, report)
         XCTAssertTrue(result.output.contains("serving"), report)
         // One published line per processed frame (printed after publishing), numbered 1...12.
@@ -95,10 +85,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
         guard Self.onPath("qemu-system-x86_64") else {
             return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
         }
-        let directory = try CLI.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let config = directory.appendingPathComponent("vm.yaml")
-        try """
+        let (result, report) = try Self.runInVM(config: """
             board: qemu-vivid
             audio:
               pcm: "plughw:CARD=Loopback,DEV=1"
@@ -115,13 +102,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
               max_fps: 10
             output:
               socket: /tmp/soundloc.sock
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
-        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
-        let result = try Self.run(script.path, [CLI.executable.path, "check", "--config", "/opt/test/vm.yaml", "--seconds", "2"],
-                                  environment: ["SOUNDLOC_VM_TIMEOUT": "240",
-                                                "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(config.path):/opt/test/vm.yaml"])
-        let report = "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000))
+            """, ["check", "--config", "/opt/test/vm.yaml", "--seconds", "2"])
         XCTAssertEqual(result.status, 1, report)
         for pattern in [
             #"ok: audio\.pcm: plughw:CARD=Loopback,DEV=1 \(card \d 'Loopback': Loopback, device 1\) opened: 16000 Hz mono"#,
@@ -137,6 +118,22 @@ final class VividCaptureIntegrationTests: XCTestCase {
         #else
         throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
         #endif
+    }
+
+    /// Runs the built `soundloc` with `arguments` in the VM, with the engine's tiny model at /opt/test/model.safetensors
+    /// and `config` at /opt/test/vm.yaml; the result and a report of the console's end for failure messages.
+    private static func runInVM(config: String, _ arguments: [String]) throws -> (result: (status: Int32, output: String), report: String) {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configFile = directory.appendingPathComponent("vm.yaml")
+        try config.write(to: configFile, atomically: true, encoding: .utf8)
+        let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
+        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
+        let result = try run(script.path, [CLI.executable.path] + arguments, environment: [
+            "SOUNDLOC_VM_TIMEOUT": "240",
+            "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(configFile.path):/opt/test/vm.yaml",
+        ])
+        return (result, "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000)))
     }
 
     private static func onPath(_ tool: String) -> Bool {
