@@ -82,6 +82,14 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),
         .testTarget(name: "SoundlocCLITests", dependencies: ["soundloc", "SoundlocTestSupport"]),
+
+        // Fuzzing (Tools/fuzz.sh, Tests/Fuzz): one entry per parser of outside input and the harness around them;
+        // never linked into the product.
+        .target(name: "SoundlocFuzz",
+                dependencies: ["SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
+                               "SoundlocPipeline", "SoundlocTestSupport"]),
+        .executableTarget(name: "soundloc-fuzz", dependencies: ["SoundlocFuzz"]),
+        .testTarget(name: "SoundlocFuzzTests", dependencies: ["SoundlocFuzz", "SoundlocPipeline"]),
     ],
     swiftLanguageModes: [.v5]
 )

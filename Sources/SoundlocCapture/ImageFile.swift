@@ -47,6 +47,11 @@ public enum ImageFile {
         do { bytes = try InputFile.read(path, limit: maxFileBytes) } catch let error as InputFileError {
             throw ImageFileError.io(path: path, reason: error.reason)
         }
+        return try decode(bytes, path: path)
+    }
+
+    /// Decodes the bytes of a picture file, choosing the decoder by its magic bytes; `path` only labels errors.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> RGBImage {
         if bytes.starts(with: pngSignature) { return try decodePNG(bytes) }
         if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "6") || bytes[1] == UInt8(ascii: "5") {
             return try decodePPM(bytes)

@@ -4,8 +4,10 @@
 import CYaml
 import Foundation
 
-/// Bounds a YAML text must respect before Yams turns it into nodes: nesting depth, alias uses, and the
-/// number of nodes the document would have once every alias is expanded ("billion laughs").
+/// Bounds a YAML text must respect before Yams turns it into nodes: nesting depth, alias uses, the number of
+/// nodes the document would have once every alias is expanded ("billion laughs"), and plain keys: Yams's
+/// constructor force-unwraps every mapping key as a string, so a list, mapping or alias as a key
+/// (`? [a]\n: b`) would trap it (found by fuzzing, Tests/Fuzz/config/crash-complex-key.yaml).
 struct YAMLLimits {
     var maxDepth = 32
     var maxAliases = 64
@@ -16,6 +18,7 @@ struct YAMLLimits {
         case tooDeep(limit: Int, line: Int)
         case tooManyAliases(limit: Int, line: Int)
         case expandsTooFar(limit: Int, line: Int)
+        case complexKey(line: Int)
 
         var description: String {
             switch self {
@@ -25,6 +28,8 @@ struct YAMLLimits {
                 return "more than \(limit) aliases (*name) (line \(line))"
             case let .expandsTooFar(limit, line):
                 return "its aliases expand to more than \(limit) values (line \(line)); a board config holds a few dozen"
+            case let .complexKey(line):
+                return "a key that is a list, a mapping or an alias (line \(line)); a board config's keys are plain names"
             }
         }
     }
@@ -52,8 +57,9 @@ struct YAMLLimits {
     /// Open collections and what the document expands to so far.
     private struct Walk {
         let limits: YAMLLimits
-        /// Per open collection: its anchor and the expanded size of its children so far.
-        var open: [(anchor: String?, size: Int)] = []
+        /// Per open collection: its anchor, the expanded size of its children so far, whether it is a mapping
+        /// and how many nodes it holds so far (in a mapping, keys and values alternate: even counts are keys).
+        var open: [(anchor: String?, size: Int, isMapping: Bool, nodes: Int)] = []
         /// Expanded size of every anchored node seen, for the aliases that repeat it.
         var anchored: [String: Int] = [:]
         var aliases = 0
@@ -65,8 +71,10 @@ struct YAMLLimits {
             let line = Int(event.start_mark.line) + 1
             switch event.type {
             case YAML_SCALAR_EVENT:
+                try enter(isScalar: true, line: line)
                 try add(1, anchor: name(event.data.scalar.anchor), line: line)
             case YAML_ALIAS_EVENT:
+                try enter(isScalar: false, line: line)
                 aliases += 1
                 guard aliases <= limits.maxAliases else { throw Violation.tooManyAliases(limit: limits.maxAliases, line: line) }
                 try add(name(event.data.alias.anchor).flatMap { anchored[$0] } ?? 1, anchor: nil, line: line)
@@ -74,8 +82,9 @@ struct YAMLLimits {
                 let anchor = event.type == YAML_SEQUENCE_START_EVENT
                     ? name(event.data.sequence_start.anchor) : name(event.data.mapping_start.anchor)
                 guard open.count < limits.maxDepth else { throw Violation.tooDeep(limit: limits.maxDepth, line: line) }
+                try enter(isScalar: false, line: line)
                 try count(1, line: line)
-                open.append((anchor, 1))
+                open.append((anchor, 1, event.type == YAML_MAPPING_START_EVENT, 0))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let closed = open.popLast() else { return }
                 if let anchor = closed.anchor { anchored[anchor] = closed.size }
@@ -83,6 +92,13 @@ struct YAMLLimits {
             default:
                 break  // stream and document boundaries
             }
+        }
+
+        /// A node starts inside the innermost open collection; in a mapping's key position it must be a scalar.
+        private mutating func enter(isScalar: Bool, line: Int) throws {
+            guard let parent = open.indices.last else { return }
+            if open[parent].isMapping && open[parent].nodes % 2 == 0 && !isScalar { throw Violation.complexKey(line: line) }
+            open[parent].nodes += 1
         }
 
         /// A node of expanded size `size` inside the innermost open collection.

@@ -1,0 +1,32 @@
+import Foundation
+import SoundlocFuzz
+import SoundlocPipeline
+import XCTest
+
+/// What fuzzing campaigns found (Tools/fuzz.sh), fixed at the root; each input that crashed is kept in the corpus as
+/// Tests/Fuzz/<target>/crash-*, and the corpus test replays it on every run.
+final class FuzzRegressionTests: XCTestCase {
+    func crashFile(_ target: FuzzTarget, _ name: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: FuzzCorpusTests.root.appendingPathComponent("\(target.rawValue)/\(name)")))
+    }
+
+    /// config, in the first minute: a mapping key that is itself a mapping (`? 9:`) trapped Yams's constructor, which
+    /// force-unwraps every key as a string. The event walk now refuses any key that is not a scalar before Yams runs.
+    func testConfigKeysMustBePlainNames() throws {
+        let refusal = "refused: a key that is a list, a mapping or an alias"
+        for (text, line) in [("? 9:\n", 1), ("? [a]\n: b\n", 1), ("{[a]: b}\n", 1), ("board: &x pi\n*x : c\n", 2),
+                             ("!!set {? [a]}\n", 1), ("audio:\n  ? {pcm: x}\n  : y\n", 2)] {
+            XCTAssertThrowsError(try ApplianceConfig.parse(text, file: "b.yaml"), text) { error in
+                XCTAssertEqual("\(error)", "b.yaml: \(refusal) (line \(line)); a board config's keys are plain names")
+            }
+        }
+        for name in ["crash-complex-key.yaml", "crash-complex-key-as-found.yaml"] {
+            guard case let .refused(why) = FuzzTarget.config.run(try crashFile(.config, name)) else { return XCTFail(name) }
+            XCTAssertTrue(why.contains(refusal), "\(name): \(why)")
+        }
+        // Keys that are names, with anchors, aliases as values and merge keys, still load.
+        let config = try ApplianceConfig.parse("board: &b pi\nmodel:\n  path: *b\naudio:\n  <<: {pcm: hw}\n", file: "b.yaml")
+        XCTAssertEqual(config.model.path, "pi")
+        XCTAssertEqual(config.audio.pcm, "hw")
+    }
+}
