@@ -128,6 +128,7 @@ def _object_cells(feats: dict, scenes, indices: list[int], sounding_only: bool):
     return torch.cat(xs), torch.cat(ys), torch.cat(obj)
 
 
+@torch.enable_grad()  # whatever the caller's grad mode (dsol.reference turns it off)
 def oracle_dictionary(feats: dict, scenes, indices: list[int], cluster_to_class: list[int],
                       kind: str = "mean", seed: int = 1) -> torch.Tensor:
     """(K clusters, C) fitted with the true labels of the training solo scenes' boxes: "mean", the
@@ -213,6 +214,7 @@ def _brief(metrics: dict) -> str:
                      f"NSA {m['class_aware']['nsa'] * 100:.1f}" for k, m in metrics.items())
 
 
+@torch.enable_grad()  # whatever the caller's grad mode (dsol.reference turns it off)
 def fit(w0: torch.Tensor, train: dict, p_a: torch.Tensor, pool: str, epochs: int, lr: float,
         batch: int, seed: int, evaluate, log, scales=(1.0,), quiet: bool = False) -> tuple[torch.Tensor, list[dict]]:
     """Adam on W with KL(p_a || p_v); returns the best scaled W by evaluate(c W) and the history."""

@@ -153,6 +153,7 @@ def evaluate(model: CellClassifier, dev: DeviceStore, scenes, idx: list[int], k:
     return {"box_accuracy": right / max(total, 1), "objects": total, "cell_accuracy": cells_right / max(cells, 1)}
 
 
+@torch.enable_grad()  # whatever the caller's grad mode (dsol.reference turns it off)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m dsol.pretrain", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="the builder's manifest.json")

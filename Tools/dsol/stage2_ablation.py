@@ -61,6 +61,7 @@ def measure(model, store: SceneStore, scenes, solo: list[int], cocktail: list[in
             "class_ciou@0.3": headline(score(w, f_ck, scenes, cocktail, c2c, k))}
 
 
+@torch.enable_grad()  # whatever the caller's grad mode (dsol.reference turns it off)
 def run_terms(src, terms: set[str], store_tr: SceneStore, train_idx: list[int], measure_fn, args, log) -> list[dict]:
     torch.manual_seed(args.seed)
     model = copy.deepcopy(src)

@@ -234,7 +234,7 @@ def test_music_layout_run(tmp_path, setup):
             w.setsampwidth(2)
             w.setframerate(16000)
             w.writeframes(pcm + pcm)  # 2 s track
-    ann = {"solo/frames/violin/v0/000001.png": {"bbox": [{"normbox": [0.1, 0.1, 0.5, 0.5], "category_id": 0}]}}
+    ann = {"solo/frames/violin/v0/000001.png": {"bbox": [{"normbox": [0.1, 0.1, 0.5, 0.5], "category_id": 11}]}}
     (root / "duet.json").write_text(json.dumps(ann))
     cfg = dict(CONFIG, data={"music": {"classes": classes, "fps": 1.0, "val_fraction": 0.0,
                                        "duet_annotation": str(root / "duet.json")}})
