@@ -89,7 +89,7 @@ let package = Package(
                 dependencies: ["SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
                                "SoundlocPipeline", "SoundlocTestSupport"]),
         .executableTarget(name: "soundloc-fuzz", dependencies: ["SoundlocFuzz"]),
-        .testTarget(name: "SoundlocFuzzTests", dependencies: ["SoundlocFuzz", "SoundlocPipeline"]),
+        .testTarget(name: "SoundlocFuzzTests", dependencies: ["SoundlocFuzz", "SoundlocCapture", "SoundlocPipeline"]),
     ],
     swiftLanguageModes: [.v5]
 )

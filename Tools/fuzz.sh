@@ -10,8 +10,8 @@
 # .build-fuzz (FUZZ_SCRATCH overrides it), never in the shared .build. Each run starts from the committed seeds
 # (Tests/Fuzz/TARGET, read only) plus what earlier runs found (out/fuzz/TARGET/corpus), with the target's
 # dictionary (Tests/Fuzz/TARGET.dict) when there is one; a crash, an ASan report, a leak, an input that runs
-# longer than 10 s or needs more than 2 GB stops the run and leaves the input in out/fuzz/TARGET/. Keep a crash
-# as Tests/Fuzz/TARGET/crash-NAME with a test (Tests/Fuzz/README.md); replay one with
+# longer than 10 s, needs more than 2 GB or allocates 256 MB at once stops the run and leaves the input in
+# out/fuzz/TARGET/. Keep a crash as Tests/Fuzz/TARGET/crash-NAME with a test (Tests/Fuzz/README.md); replay one with
 #   .build/debug/soundloc-fuzz TARGET FILE        (plain build, no sanitizer)
 #   SOUNDLOC_FUZZ_TARGET=TARGET .build-fuzz/release/soundloc-fuzz FILE
 # The log of each run is out/fuzz/TARGET/fuzz.log; its last lines give executions and exec/s.
@@ -48,8 +48,9 @@ run_one() {
     local target=$1 seconds=$2; shift 2
     local out="out/fuzz/$target"
     mkdir -p "$out/corpus"
+    # No input of a few KB may need a single allocation of 256 MB (memory amplification is a finding too).
     local options=(-max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=10 -rss_limit_mb=2048
-                   -print_final_stats=1 -artifact_prefix="$out/")
+                   -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$out/")
     [[ -f Tests/Fuzz/$target.dict ]] && options+=(-dict="Tests/Fuzz/$target.dict")
     echo "fuzz.sh: $target for ${seconds}s (log: $out/fuzz.log)" >&2
     # The Swift runtime's backtracer trips over ASan; libFuzzer reports the crash itself.

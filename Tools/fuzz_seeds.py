@@ -175,6 +175,9 @@ def image_corpus(c: Corpus) -> None:
         c.put("ok-demo-scene-small.png", buf.getvalue())
     except ImportError:
         print("Pillow missing: ok-demo-scene-small.png kept as it is", file=sys.stderr)
+    # Deflate's best case: 512x512 zeros at level 9, about 1000:1 (under the decoder's 1032:1 bound).
+    zeros = zlib.compress(bytes(512 * 513), 9)
+    c.put("ok-zeros-512-level-9.png", png(512, 512, 0, [], idat=zeros))
     text = png_chunk(b"tEXt", b"Comment\x00made for the fuzz corpus")
     c.put("ok-ancillary-chunk.png", png(2, 1, 2, [bytes(6)], extra=[text]))
     rgb = bytes((i * 13) % 256 for i in range(4 * 3 * 3))
@@ -190,6 +193,8 @@ def image_corpus(c: Corpus) -> None:
     c.put("bad-no-iend.png", good[:-12])
     c.put("bad-critical-chunk.png", png(1, 1, 2, one, extra=[png_chunk(b"ABCD", b"x")]))
     c.put("bad-huge-size.png", png(100000, 100000, 2, one))
+    # 69 bytes claiming 8192x8192 RGBA: refused before 268 MB are allocated.
+    c.put("bad-tiny-data-huge-picture.png", png(8192, 8192, 6, [], idat=zlib.compress(bytes(100))))
     c.put("bad-palette-index.png", png(1, 1, 3, [b"\x09"], palette=bytes(6)))
     c.put("bad-no-palette.png", png(1, 1, 3, [b"\x00"]))
     c.put("bad-filter-5.png", png(1, 1, 2, one, filters=[5]))

@@ -62,6 +62,8 @@ public enum ImageFile {
     // MARK: PNG
 
     static let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// Most bytes one byte of deflate data can inflate to (1032 is deflate's limit: 258-byte matches in ~2 bits each).
+    static let maxInflateRatio = 1032
 
     /// Decodes a PNG file image.
     public static func decodePNG(_ bytes: [UInt8]) throws -> RGBImage {
@@ -112,7 +114,13 @@ public enum ImageFile {
 
         let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][colorType]!
         let stride = width * channels
-        var raw = [UInt8](repeating: 0, count: height * (stride + 1))
+        let rawCount = height * (stride + 1)
+        // Deflate cannot expand data more than ~1032 times, so a few bytes of IDAT claiming a huge picture are refused
+        // before the buffer is allocated (a 69-byte file asked for 268 MB).
+        guard rawCount <= compressed.count * maxInflateRatio + 1024 else {
+            throw ImageFileError.corrupt("\(compressed.count) bytes of PNG image data cannot inflate to \(height) rows of \(stride) bytes")
+        }
+        var raw = [UInt8](repeating: 0, count: rawCount)
         var rawLength = uLongf(raw.count)
         let status = compressed.withUnsafeBufferPointer { src in
             raw.withUnsafeMutableBufferPointer { dst in uncompress(dst.baseAddress, &rawLength, src.baseAddress, uLong(src.count)) }

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocCapture
 import SoundlocFuzz
 import SoundlocPipeline
 import XCTest
@@ -6,7 +7,7 @@ import XCTest
 /// What fuzzing campaigns found (Tools/fuzz.sh), fixed at the root; each input that crashed is kept in the corpus as
 /// Tests/Fuzz/<target>/crash-*, and the corpus test replays it on every run.
 final class FuzzRegressionTests: XCTestCase {
-    func crashFile(_ target: FuzzTarget, _ name: String) throws -> [UInt8] {
+    func corpusFile(_ target: FuzzTarget, _ name: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: FuzzCorpusTests.root.appendingPathComponent("\(target.rawValue)/\(name)")))
     }
 
@@ -21,7 +22,7 @@ final class FuzzRegressionTests: XCTestCase {
             }
         }
         for name in ["crash-complex-key.yaml", "crash-complex-key-as-found.yaml"] {
-            guard case let .refused(why) = FuzzTarget.config.run(try crashFile(.config, name)) else { return XCTFail(name) }
+            guard case let .refused(why) = FuzzTarget.config.run(try corpusFile(.config, name)) else { return XCTFail(name) }
             XCTAssertTrue(why.contains(refusal), "\(name): \(why)")
         }
         // Keys that are names, with anchors, aliases as values and merge keys, still load.
@@ -29,4 +30,19 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(config.model.path, "pi")
         XCTAssertEqual(config.audio.pcm, "hw")
     }
+
+    /// image, while writing its target: 69 bytes of PNG claiming 8192×8192 RGBA made the decoder allocate 268 MB
+    /// before inflating 100 bytes (Tools/fuzz.sh now stops at any single allocation of 256 MB). Deflate expands at most
+    /// ~1032 times, so such a file is refused before the allocation; deflate's best real ratio still decodes.
+    func testPNGWhoseDataCannotFillItsSizeIsRefusedBeforeAllocating() throws {
+        let tiny = try corpusFile(.image, "bad-tiny-data-huge-picture.png")
+        XCTAssertEqual(tiny.count, 69)
+        XCTAssertThrowsError(try ImageFile.decode(tiny, path: "x.png")) { error in
+            XCTAssertEqual("\(error)", "corrupt image: 12 bytes of PNG image data cannot inflate to 8192 rows of 32768 bytes")
+        }
+        let zeros = try ImageFile.decode(try corpusFile(.image, "ok-zeros-512-level-9.png"), path: "x.png")
+        XCTAssertEqual(zeros.width, 512)
+        XCTAssertEqual(zeros.pixels.count, 512 * 512 * 3)
+    }
 }
+
