@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: demo test setup setup-test build release swift-test python-test bench clean
+.PHONY: demo test setup setup-test build release swift-test python-test bench clean sanitize sanitize-thread sanitize-address
 
 demo: setup release
 	.build/release/soundloc demo --out out/demo
@@ -31,6 +31,19 @@ swift-test:
 
 python-test:
 	PYTHONPATH=Tools $(PYTHON) -m pytest -q Tools/tests
+
+# The pipeline, socket server (output) and engine suites under ThreadSanitizer, then AddressSanitizer, each built in
+# its own scratch folder (.build-tsan, .build-asan), never in the shared .build. SANITIZE_FILTER narrows them.
+# LeakSanitizer stays off: XCTest on Linux leaks its own test-case objects (the fuzz harness checks leaks instead).
+SANITIZE_FILTER ?= SoundlocPipelineTests|SoundlocOutputTests|SoundlocEngineTests
+SCRATCH_thread := .build-tsan
+SCRATCH_address := .build-asan
+sanitize: sanitize-thread sanitize-address
+
+sanitize-thread sanitize-address: sanitize-%:
+	$(SWIFT) build --build-tests --scratch-path $(SCRATCH_$*) --sanitize $*
+	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+		$(SWIFT) test --skip-build --scratch-path $(SCRATCH_$*) --sanitize $* --filter '$(SANITIZE_FILTER)'
 
 bench: release
 	.build/release/soundloc bench features
