@@ -89,7 +89,8 @@ let package = Package(
                 dependencies: ["SoundlocCapture", "SoundlocFeatures", "SoundlocEngine", "SoundlocDSOL", "SoundlocOutput",
                                "SoundlocPipeline", "SoundlocTestSupport"]),
         .executableTarget(name: "soundloc-fuzz", dependencies: ["SoundlocFuzz"]),
-        .testTarget(name: "SoundlocFuzzTests", dependencies: ["SoundlocFuzz", "SoundlocCapture", "SoundlocPipeline"]),
+        .testTarget(name: "SoundlocFuzzTests",
+                    dependencies: ["SoundlocFuzz", "SoundlocCapture", "SoundlocEngine", "SoundlocDSOL", "SoundlocPipeline"]),
     ],
     swiftLanguageModes: [.v5]
 )

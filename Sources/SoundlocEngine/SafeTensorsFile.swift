@@ -86,15 +86,22 @@ public final class SafeTensorsFile: WeightSource {
         guard let m = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
             throw ModelFileError.cannotOpen(path: path, reason: "mmap: " + String(cString: strerror(errno)))
         }
-        mapping = m
-        // From here on, deinit unmaps if init throws.
-        let declared = UInt64(littleEndian: UnsafeRawPointer(m).loadUnaligned(as: UInt64.self))
-        guard declared >= 2, declared <= UInt64(fileSize - 8), declared <= UInt64(Self.maxHeaderLength) else {
-            throw ModelFileError.badHeaderLength(declared: declared, fileSize: fileSize)
+        // Swift runs no deinit for an object whose init throws before every stored property is set, so the
+        // mapping is released here on every refusal (a fuzzing campaign found each refused file left mapped).
+        let parsed: (metadata: [String: String], tensors: [TensorInfo])
+        do {
+            let declared = UInt64(littleEndian: UnsafeRawPointer(m).loadUnaligned(as: UInt64.self))
+            guard declared >= 2, declared <= UInt64(fileSize - 8), declared <= UInt64(Self.maxHeaderLength) else {
+                throw ModelFileError.badHeaderLength(declared: declared, fileSize: fileSize)
+            }
+            headerLength = Int(declared)
+            let headerBytes = Data(bytesNoCopy: m + 8, count: headerLength, deallocator: .none)
+            parsed = try Self.parseHeader(headerBytes, dataSize: fileSize - 8 - headerLength)
+        } catch {
+            munmap(m, fileSize)
+            throw error
         }
-        headerLength = Int(declared)
-        let headerBytes = Data(bytesNoCopy: m + 8, count: headerLength, deallocator: .none)
-        let parsed = try Self.parseHeader(headerBytes, dataSize: fileSize - 8 - headerLength)
+        mapping = m
         metadata = parsed.metadata
         tensors = parsed.tensors
         var index = [String: Int]()

@@ -1,5 +1,7 @@
 import Foundation
 import SoundlocCapture
+import SoundlocDSOL
+import SoundlocEngine
 import SoundlocFuzz
 import SoundlocPipeline
 import XCTest
@@ -43,6 +45,26 @@ final class FuzzRegressionTests: XCTestCase {
         let zeros = try ImageFile.decode(try corpusFile(.image, "ok-zeros-512-level-9.png"), path: "x.png")
         XCTAssertEqual(zeros.width, 512)
         XCTAssertEqual(zeros.pixels.count, 512 * 512 * 3)
+    }
+
+    /// safetensors, after 60 000 inputs: libFuzzer's 2 GB RSS limit, with 33 MB of live heap. Every model file refused
+    /// after it was mapped (a bad header length, a header that does not parse) kept its mapping: Swift runs no deinit
+    /// for an object whose init throws before all its stored properties are set, so the munmap there never ran, and
+    /// each refusal pinned the file's pages. The mapping is now released on every path out of init.
+    func testRefusedModelFilesAreUnmapped() throws {
+        let refused = try corpusFile(.safetensors, "crash-leaked-mapping-oom.safetensors")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("soundloc-unmapped-\(getpid()).safetensors").path
+        for (name, bytes) in [("as found", refused), ("bad header length", Array(refused.prefix(200))),
+                              ("not JSON", [8, 0, 0, 0, 0, 0, 0, 0] + Array("not json".utf8))] {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            for _ in 0..<3 {
+                XCTAssertThrowsError(try SafeTensorsFile(path: path), name)
+                XCTAssertThrowsError(try DSOLModel(path: path), name)
+            }
+            let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+            XCTAssertFalse(maps.contains(path), "\(name): the refused file is still mapped")
+        }
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 
