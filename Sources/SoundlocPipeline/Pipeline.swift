@@ -194,8 +194,11 @@ public final class Pipeline: @unchecked Sendable {
                 ingest(block)
             } catch {
                 guard !isStopping else { return }
-                stateLock.withLock { statistics.deviceFailures += 1 }
-                announce(.audio, .failed, "\(error)")
+                // One failure per outage: while reopening, the source throws "not open" again, which only logs.
+                if attempt == 0 {
+                    stateLock.withLock { statistics.deviceFailures += 1 }
+                    announce(.audio, .failed, "\(error)")
+                }
                 guard let device = audio as? Reopenable else {
                     audioLock.withLock { audioEnded = true; audioLock.broadcast() }
                     return
@@ -221,8 +224,10 @@ public final class Pipeline: @unchecked Sendable {
                 continue
             } catch {
                 guard !isStopping else { return }
-                stateLock.withLock { statistics.deviceFailures += 1 }
-                announce(.video, .failed, "\(error)")
+                if attempt == 0 {
+                    stateLock.withLock { statistics.deviceFailures += 1 }
+                    announce(.video, .failed, "\(error)")
+                }
                 guard let device = video as? Reopenable else { frames.close(); return }
                 attempt = reopen(device, attempt: attempt, what: "video")
             }

@@ -120,19 +120,72 @@ final class VividCaptureIntegrationTests: XCTestCase {
         #endif
     }
 
-    /// Runs the built `soundloc` with `arguments` in the VM, with the engine's tiny model at /opt/test/model.safetensors
-    /// and `config` at /opt/test/vm.yaml; the result and a report of the console's end for failure messages.
-    private static func runInVM(config: String, _ arguments: [String]) throws -> (result: (status: Int32, output: String), report: String) {
+    /// Fault injection on real drivers (Tools/qemu/fault-injection.sh in the guest): while `soundloc run` serves a
+    /// `soundloc watch` client, the camera's driver is unbound (an unplug, as an open handle sees it), unloaded and loaded
+    /// again, then the sound card's. The client must be told of each loss and recovery once, keep its one connection,
+    /// and get frames again after both; `run` must still stop cleanly on SIGTERM.
+    func testRunSurvivesUnloadingAndReloadingBothDrivers() throws {
+        #if os(Linux) && arch(x86_64)
+        guard Self.onPath("qemu-system-x86_64") else {
+            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        }
+        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/fault-injection.sh").path
+        let (result, report) = try Self.runInVM(config: """
+            board: qemu-vivid
+            audio:
+              pcm: "hw:Loopback,1,0"
+            video:
+              device: /dev/video0
+              width: 320
+              height: 180
+              fps: 30
+            model:
+              path: /opt/test/model.safetensors
+            engine:
+              threads: 1
+            pipeline:
+              max_fps: 10
+            output:
+              socket: /tmp/soundloc.sock
+            """, ["2"], script: script, timeout: 600)
+        XCTAssertEqual(result.status, 0, report)
+        for (device, module) in [("video", "vivid"), ("audio", "snd_aloop")] {
+            XCTAssertNotNil(result.output.range(of: "fault: \(device): unbound .* the client was told: status: [0-9:]+ \(device) failed: ",
+                                                options: .regularExpression), report)
+            XCTAssertTrue(result.output.contains("fault: \(device): \(module) unloaded"), report)
+            XCTAssertNotNil(result.output.range(of: "fault: \(device): \(module) loaded again; the client was told: status: [0-9:]+ "
+                                                + "\(device) recovered", options: .regularExpression), report)
+        }
+        // One STATUS per outage, however many reopen attempts it took.
+        let watchLines = result.output.split(separator: "\n").filter { $0.hasPrefix("status: ") }
+        for device in ["video", "audio"] {
+            XCTAssertEqual(watchLines.filter { $0.contains(" \(device) failed: ") }.count, 1, report)
+            XCTAssertEqual(watchLines.filter { $0.contains(" \(device) recovered") }.count, 1, report)
+        }
+        XCTAssertTrue(result.output.contains("fault: OK: both devices lost and recovered"), report)
+        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
+        #else
+        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
+        #endif
+    }
+
+    /// Runs the built `soundloc` with `arguments` in the VM (or, with `script`, `sh SCRIPT SOUNDLOC ARGUMENTS...`), with
+    /// the engine's tiny model at /opt/test/model.safetensors and `config` at /opt/test/vm.yaml; the result and a
+    /// report of the console's end for failure messages.
+    private static func runInVM(config: String, _ arguments: [String], script: String? = nil,
+                                timeout: Int = 240) throws -> (result: (status: Int32, output: String), report: String) {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let configFile = directory.appendingPathComponent("vm.yaml")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
         let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors")
-        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
-        let result = try run(script.path, [CLI.executable.path] + arguments, environment: [
-            "SOUNDLOC_VM_TIMEOUT": "240",
+        let harness = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/run-in-vm.sh")
+        var environment = [
+            "SOUNDLOC_VM_TIMEOUT": "\(timeout)",
             "SOUNDLOC_VM_FILES": "\(model.path):/opt/test/model.safetensors \(configFile.path):/opt/test/vm.yaml",
-        ])
+        ]
+        if let script { environment["SOUNDLOC_VM_SCRIPT"] = script }
+        let result = try run(harness.path, [CLI.executable.path] + arguments, environment: environment)
         return (result, "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000)))
     }
 

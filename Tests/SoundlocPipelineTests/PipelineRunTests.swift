@@ -54,6 +54,34 @@ final class ObservedVideoSource: VideoSource {
     func close() { inner.close() }
 }
 
+/// A camera that is unplugged after `failAt` frames: reads then fail until `reopen()` has been called
+/// `refusals + 1` times (the first `refusals` calls find no device), as a V4L2 source behaves.
+final class UnpluggedVideoSource: VideoSource, Reopenable {
+    let inner: VideoSource
+    let failAt: Int
+    private(set) var refusals: Int
+    private(set) var reopenCalls = 0
+    private var delivered = 0
+    private var open = true
+    init(_ inner: VideoSource, failAt: Int, refusals: Int) { self.inner = inner; self.failAt = failAt; self.refusals = refusals }
+    func nextFrame(timeout: Double) throws -> VideoFrame? {
+        guard open else { throw VideoSourceError.deviceFailed(path: "/dev/video9", reason: "device is not open; call reopen()") }
+        if delivered == failAt {
+            delivered += 1
+            open = false
+            throw VideoSourceError.deviceFailed(path: "/dev/video9", reason: "cannot dequeue a frame: No such device")
+        }
+        delivered += 1
+        return try inner.nextFrame(timeout: timeout)
+    }
+    func reopen() throws {
+        reopenCalls += 1
+        if refusals > 0 { refusals -= 1; throw VideoSourceError.deviceNotFound(path: "/dev/video9") }
+        open = true
+    }
+    func close() { inner.close() }
+}
+
 final class PipelineRunTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let tinyModel = repository.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors").path
@@ -164,5 +192,30 @@ final class PipelineRunTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(stats.framesProcessed, 1)
         XCTAssertLessThan(stats.framesCaptured, 750, "the run ended with stop(), not with its sources")
         XCTAssertEqual(sink.reports.count, stats.framesProcessed)
+    }
+
+    func testAnUnpluggedCameraIsOneFailureAndOneRecoveryForClients() throws {
+        // The camera vanishes after 10 frames and is back on the fourth attempt. Clients must hear of the outage once
+        // and of its end once, however many retries it took, and frames must flow again afterwards.
+        let files = try inputs(seconds: 3, amplitude: 0.5)
+        let clock = PlaybackClock(realTime: true)
+        let audio = PacedAudioSource(try WAVFileSource(path: files.wav), clock: clock)
+        let still = try FileVideoSource(path: files.image, fps: 20, clock: clock, stillSeconds: 3)
+        let camera = UnpluggedVideoSource(still, failAt: 10, refusals: 3)
+        var options = PipelineOptions()
+        options.reopenBackoffSeconds = [0.01, 0.02]
+        let pipeline = try Pipeline(audio: audio, video: camera, model: try DSOLModel(path: Self.tinyModel, threads: 1),
+                                    options: options, logger: Logger(label: "test"))
+        let sink = RecordingSink()
+        pipeline.sinks = [sink]
+        let stats = try pipeline.run()
+        let video = sink.statuses.filter { $0.device == .video }
+        XCTAssertEqual(video.filter { $0.state == .failed }.count, 1, "\(video)")
+        XCTAssertEqual(video.filter { $0.state == .recovered }.count, 1, "\(video)")
+        XCTAssertTrue(video.first { $0.state == .failed }?.message.contains("No such device") ?? false, "\(video)")
+        XCTAssertEqual(camera.reopenCalls, 4)
+        XCTAssertEqual(stats.deviceFailures, 1)
+        // Frames after the outage: more captured than the 10 before it.
+        XCTAssertGreaterThan(stats.framesCaptured, 10)
     }
 }

@@ -12,6 +12,9 @@
 #   SOUNDLOC_VM_MEMORY    guest memory (default 1G)
 #   SOUNDLOC_VIVID_PARAMS vivid module options (default: one instance, one webcam capture node)
 #   SOUNDLOC_VM_FILES     extra files for the guest, "HOST:GUEST" pairs separated by spaces (e.g. a model)
+#   SOUNDLOC_VM_SCRIPT    a busybox-sh script run in the guest as `sh SCRIPT GUEST_BINARY [ARGS...]` instead of
+#                         BINARY itself (its status is reported); it finds the driver modules in
+#                         /lib/modules/soundloc and vivid's options in $VIVID_PARAMS (e.g. qemu/fault-injection.sh)
 #   SOUNDLOC_*            other SOUNDLOC_ variables (e.g. SOUNDLOC_LOG_LEVEL) are passed to BINARY
 # Needs qemu-system-x86, busybox-static, cpio and apt (Tools/setup.sh --test installs them). The kernel
 # package current at the first run is fetched with `apt-get download` (~70 MB, ~10 s) and its image and
@@ -25,7 +28,7 @@ say() { printf 'run-in-vm: %s\n' "$*" >&2; }
 die() { printf 'run-in-vm: error: %s\n' "$*" >&2; exit 125; }
 need_setup() { die "$* (install the test tools with: sudo Tools/setup.sh --test)"; }
 
-[[ $# -ge 1 ]] || { sed -n '2,18p' "$0" >&2; exit 125; }
+[[ $# -ge 1 ]] || { sed -n '2,21p' "$0" >&2; exit 125; }
 binary=$1; shift
 [[ -f $binary && -x $binary ]] || die "'$binary' is not an executable file"
 
@@ -157,6 +160,12 @@ for pair in ${SOUNDLOC_VM_FILES:-}; do
   mkdir -p "$root$(dirname "$guest_file")" && cp -L "$host_file" "$root$guest_file"
 done
 copy_libraries_of "$busybox"
+launcher=""
+if [[ -n ${SOUNDLOC_VM_SCRIPT:-} ]]; then
+  [[ -f $SOUNDLOC_VM_SCRIPT ]] || die "SOUNDLOC_VM_SCRIPT '$SOUNDLOC_VM_SCRIPT' is not a file"
+  cp "$SOUNDLOC_VM_SCRIPT" "$root/opt/test/script.sh"
+  launcher="sh /opt/test/script.sh "
+fi
 
 # Loaded at run time, so ldd does not list them: libv4l2 (dlopen'ed by the camera source) with its
 # plugins, and alsa-lib's configuration.
@@ -203,10 +212,10 @@ $modules_and_params
 i=0
 while [ \$i -lt 50 ] && ! { [ -e /dev/video0 ] && ls /dev/snd/pcmC*c >/dev/null 2>&1; }; do sleep 0.1; i=\$((i+1)); done
 echo "run-in-vm: guest ready at \$(cut -d' ' -f1 /proc/uptime) s: \$(ls /dev | grep -E '^video' | tr '\n' ' ')\$(ls /dev/snd 2>/dev/null | grep pcm | tr '\n' ' ')"
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root LD_LIBRARY_PATH=$ld_path
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root LD_LIBRARY_PATH=$ld_path VIVID_PARAMS='$vivid_params'
 $exports
 cd /root
-$guest_binary$args
+$launcher$guest_binary$args
 rc=\$?
 echo "@@SOUNDLOC-VM-EXIT \$rc@@ at \$(cut -d' ' -f1 /proc/uptime) s"
 sync
