@@ -27,7 +27,7 @@ let package = Package(
         systemLibrary("CFFTW", pkgConfig: "fftw3", apt: "libfftw3-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         .target(name: "CSoundlocShims", dependencies: ["CALSA"]),
-        // int8/fp32 microkernels: a portable reference per operation plus AVX2 and NEON twins, picked at start-up.
+        // int8 GEMM microkernels: a portable scalar reference plus AVX2, AVX-512 VNNI, NEON and NEON-dot twins, picked at start-up.
         .target(name: "CSoundlocKernels"),
         // What every layer shares: opening input files safely, making untrusted text safe for a terminal.
         .target(name: "SoundlocBase"),

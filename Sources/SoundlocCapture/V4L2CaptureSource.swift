@@ -33,7 +33,7 @@ public struct VideoFrame: Sendable {
     }
 }
 
-/// A producer of RGB frames: a live camera, or (later) a file.
+/// A producer of RGB frames: a live camera (`V4L2CaptureSource`) or a file replay (`FileVideoSource`: a picture or a y4m video).
 public protocol VideoSource: AnyObject {
     /// Waits up to `timeout` seconds for the next frame; nil only at the end of a finite source.
     /// - Throws: `VideoSourceError.timedOut` when a live source delivers nothing in time.

@@ -60,7 +60,7 @@ public final class DSOLModel {
 
     public var classes: [String] { metadata.classes }
     /// `fp32` or `int8`.
-    public var precision: String { metadata.precision }
+    public var precision: ModelPrecision { metadata.precision }
     /// The int8 kernel implementation the trunks run on (reference, avx2, avx512vnni, neon, neondot); nil for fp32.
     public let int8Kernel: String?
     /// Floats `forward` expects for the image: 3 × imageSize × imageSize (CHW).
@@ -71,7 +71,7 @@ public final class DSOLModel {
     /// Every tensor a file with this metadata must hold, with FORMAT.md's shapes (by `precision`).
     public static func tensorSpecs(for m: ModelMetadata) -> [TensorSpec] {
         let heads = DSOLHeads.tensorSpecs(featureDim: m.featureDim, embedDim: m.embedDim, numClasses: m.numClasses)
-        if m.precision == "int8" {
+        if m.precision == .int8 {
             return QuantizedResNet18S5.tensorSpecs(prefix: "vision", inChannels: 3, width: m.width)
                 + QuantizedResNet18S5.tensorSpecs(prefix: "audio", inChannels: 1, width: m.width) + heads
         }
@@ -88,12 +88,12 @@ public final class DSOLModel {
         let file = try SafeTensorsFile(path: path)
         let meta = try ModelMetadata(file.metadata)
         if verifyChecksum { try file.verifyChecksum() }
-        if meta.precision == "int8", let stem = file.info("vision.conv1.weight"), stem.dtype != .i8 {
+        if meta.precision == .int8, let stem = file.info("vision.conv1.weight"), stem.dtype != .i8 {
             throw ModelFileError.badMetadata(key: "precision", reason: "says int8 but vision.conv1.weight is \(stem.dtype.rawValue): not a quantised file")
         }
         try file.validate(against: Self.tensorSpecs(for: meta))
         metadata = meta
-        if meta.precision == "int8" {
+        if meta.precision == .int8 {
             BLASThreads.set(1)  // see setThreads
             let kernel: String
             do { kernel = try Int8Kernels.activate() } catch {

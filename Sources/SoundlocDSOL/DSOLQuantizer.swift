@@ -4,7 +4,7 @@ import SoundlocEngine
 /// Why quantisation could not run.
 public enum QuantizeError: Error, CustomStringConvertible, Equatable {
     /// `--model` is not an fp32 file (e.g. already int8).
-    case notFP32(path: String, precision: String)
+    case notFP32(path: String, precision: ModelPrecision)
     case noCalibrationData(String)
     /// A calibration input could not be read or decoded.
     case badInput(file: String, reason: String)
@@ -33,7 +33,7 @@ public enum DSOLQuantizer {
                                 sample: (Int) throws -> Sample) throws -> SafeTensorsWriter {
         let file = try SafeTensorsFile(path: modelPath)
         let meta = try ModelMetadata(file.metadata)
-        guard meta.precision == "fp32" else { throw QuantizeError.notFP32(path: modelPath, precision: meta.precision) }
+        guard meta.precision == .fp32 else { throw QuantizeError.notFP32(path: modelPath, precision: meta.precision) }
         guard count > 0 else { throw QuantizeError.noCalibrationData("no samples") }
         let model = try DSOLModel(path: modelPath, threads: threads)
         let (vision, audio) = model.fp32Trunks!
@@ -69,7 +69,7 @@ public enum DSOLQuantizer {
         var writer = SafeTensorsWriter(metadata: [:])
         var meta32 = file.metadata
         meta32["checksum"] = nil
-        meta32["precision"] = "int8"
+        meta32["precision"] = ModelPrecision.int8.rawValue
         meta32["calibration_method"] = method.rawValue
         meta32["calibration_data"] = calibrationData
         meta32["fp32_checksum"] = file.metadata["checksum"] ?? ""

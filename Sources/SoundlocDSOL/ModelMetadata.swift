@@ -13,14 +13,18 @@ public struct AudioFeatureSpec: Sendable, Equatable {
     public var frames: Int
 }
 
+/// How a model file stores its trunks' convolutions: the trainer's float weights, or `soundloc quantize`'s int8 codes.
+public enum ModelPrecision: String, Sendable, Equatable {
+    case fp32, int8
+}
+
 /// A DSOL model file's `__metadata__`, parsed and checked (Models/FORMAT.md).
 public struct ModelMetadata: Sendable, Equatable {
     public static let format = "soundloc-dsol"
     public static let formatVersion = "1"
     public static let arch = "resnet18-s5-dsol"
 
-    /// `fp32` or `int8`.
-    public var precision: String
+    public var precision: ModelPrecision
     /// Base channel width of the ResNet trunks (64 for the real model).
     public var width: Int
     public var embedDim: Int
@@ -102,8 +106,11 @@ public struct ModelMetadata: Sendable, Equatable {
         try expect("format", Self.format)
         try expect("format_version", Self.formatVersion)
         try expect("arch", Self.arch)
-        precision = try get("precision")
-        guard precision == "fp32" || precision == "int8" else { throw bad("precision", "'\(precision)', expected fp32 or int8") }
+        let precisionName = try get("precision")
+        guard let precision = ModelPrecision(rawValue: precisionName) else {
+            throw bad("precision", "'\(precisionName)', expected fp32 or int8")
+        }
+        self.precision = precision
         width = try positiveInt("width", in: Limits.width)
         embedDim = try positiveInt("embed_dim", in: Limits.embedDim)
         let k = try positiveInt("num_classes", in: Limits.numClasses)

@@ -61,7 +61,7 @@ struct EngineBenchmark: ParsableCommand {
             let loadStart = Date()
             let dsol: DSOLModel
             do { dsol = try DSOLModel(path: path, threads: 1) } catch let e as ModelFileError { throw ValidationError("\(path): \(e)") }
-            say(String(format: "model %@: %@, width %d, %d classes, loaded in %.2f s%@", path, dsol.precision, dsol.metadata.width,
+            say(String(format: "model %@: %@, width %d, %d classes, loaded in %.2f s%@", path, dsol.precision.rawValue, dsol.metadata.width,
                          dsol.metadata.numClasses, Date().timeIntervalSince(loadStart),
                          dsol.int8Kernel.map { ", int8 kernels: \($0)" } ?? ""))
             models.append((path, dsol))
@@ -76,7 +76,7 @@ struct EngineBenchmark: ParsableCommand {
                 for n in (try? threadCounts()) ?? [1] {
                     for (_, dsol) in models {
                         dsol.setThreads(n)
-                        let tag = dsol.precision + (dsol.int8Kernel.map { "/\($0)" } ?? "")
+                        let tag = dsol.precision.rawValue + (dsol.int8Kernel.map { "/\($0)" } ?? "")
                         stages.append(LatencySummary.measure("vision trunk \(tag), \(n) thr", iterations: iterations, warmup: warmup) {
                             dsol.vision.run(chw: img)
                         })

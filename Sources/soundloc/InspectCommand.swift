@@ -52,7 +52,7 @@ struct InspectCommand: ParsableCommand {
             problems.append("checksum: \(error)")
         }
 
-        if let m = metadata, m.precision == "int8" {
+        if let m = metadata, m.precision == .int8 {
             line("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
             line("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
             do { line("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|avx512vnni|neon|neondot to force)") } catch {

@@ -99,7 +99,7 @@ struct QuantizeCommand: ParsableCommand {
             file = try SafeTensorsFile(path: model)
             meta = try ModelMetadata(file.metadata)
         } catch let e as ModelFileError { throw ValidationError("\(model): \(e)") }
-        guard meta.precision == "fp32" else { throw ValidationError("\(QuantizeError.notFP32(path: model, precision: meta.precision))") }
+        guard meta.precision == .fp32 else { throw ValidationError("\(QuantizeError.notFP32(path: model, precision: meta.precision))") }
         let logMel: LogMel
         do { logMel = try LogMel(config: try meta.logMelConfig()) } catch {
             throw ValidationError("\(model) was trained on audio features \(meta.audio), which this build's log-mel front end does not compute")

@@ -51,7 +51,7 @@ final class Int8ModelTests: XCTestCase {
     func testInt8AgreesWithFP32() throws {
         let fp32 = try DSOLModel(path: Self.fixture)
         let int8 = try DSOLModel(path: try writeInt8().path)
-        XCTAssertEqual(int8.precision, "int8")
+        XCTAssertEqual(int8.precision, .int8)
         XCTAssertNotNil(int8.int8Kernel)
         var mapDelta = 0.0, lDelta = 0.0, pADelta = 0.0, n = 0
         var topAudio = 0, topVisual = 0
@@ -99,7 +99,7 @@ final class Int8ModelTests: XCTestCase {
         let url = try writeInt8()
         XCTAssertThrowsError(try DSOLQuantizer.quantize(modelPath: url.path, method: .minmax, count: 1, calibrationData: "",
                                                         sample: Self.sample)) { e in
-            XCTAssertEqual(e as? QuantizeError, .notFP32(path: url.path, precision: "int8"))
+            XCTAssertEqual(e as? QuantizeError, .notFP32(path: url.path, precision: .int8))
             XCTAssertTrue("\(e)".contains("int8"))
         }
     }
