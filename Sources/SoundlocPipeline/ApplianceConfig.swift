@@ -23,6 +23,8 @@ public struct ApplianceConfig: Equatable, Sendable {
     }
 
     public struct Engine: Equatable, Sendable {
+        /// Inference thread counts accepted here and by every command's --threads.
+        public static let threadRange = 1...64
         public var threads = 2
         /// `auto` or a kernel family (SOUNDLOC_KERNELS values).
         public var kernels = "auto"
@@ -139,7 +141,7 @@ public struct ApplianceConfig: Equatable, Sendable {
         config.model.path = model.string("path", default: config.model.path)
         model.finish()
         var engine = reader.section("engine")
-        config.engine.threads = engine.integer("threads", in: 1...64, default: config.engine.threads)
+        config.engine.threads = engine.integer("threads", in: Engine.threadRange, default: config.engine.threads)
         config.engine.kernels = engine.choice("kernels", from: kernelChoices, default: config.engine.kernels)
         engine.finish()
         var pipeline = reader.section("pipeline")

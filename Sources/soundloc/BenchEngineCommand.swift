@@ -43,8 +43,8 @@ struct EngineBenchmark: ParsableCommand {
 
     func threadCounts() throws -> [Int] {
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !counts.isEmpty, counts.count == threads.split(separator: ",").count, counts.allSatisfy({ (1...256).contains($0) }) else {
-            throw ValidationError("--threads must be a comma-separated list of counts in 1...256, e.g. 1,2")
+        guard !counts.isEmpty, counts.count == threads.split(separator: ",").count, counts.allSatisfy({ ThreadCount.range.contains($0) }) else {
+            throw ValidationError("--threads must be a comma-separated list of counts in \(ThreadCount.range.lowerBound)...\(ThreadCount.range.upperBound), e.g. 1,2")
         }
         return counts
     }

@@ -50,6 +50,7 @@ struct PipelineBenchmark: ParsableCommand {
     func validate() throws {
         guard seconds >= 2, seconds <= 3600 else { throw ValidationError("--seconds must be in 2...3600") }
         guard fps > 0, maxFps > 0 else { throw ValidationError("--fps and --max-fps must be positive") }
+        try ThreadCount.validate(threads)
     }
 
     func run() throws {

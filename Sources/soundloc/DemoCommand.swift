@@ -37,7 +37,7 @@ struct DemoCommand: ParsableCommand {
     var fast = false
 
     func validate() throws {
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be in 1...64") }
+        try ThreadCount.validate(threads)
     }
 
     func run() throws {

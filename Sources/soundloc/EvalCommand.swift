@@ -53,7 +53,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+        try ThreadCount.validate(threads)
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let kinds, kindList(kinds).isEmpty { throw ValidationError("--kinds needs at least one kind") }
     }

@@ -38,7 +38,7 @@ struct InferCommand: ParsableCommand {
     var minSoundingPeak = ApplianceConfig().pipeline.minSoundingPeak
 
     func validate() throws {
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+        try ThreadCount.validate(threads)
     }
 
     func run() throws {

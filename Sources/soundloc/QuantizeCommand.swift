@@ -41,7 +41,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("--method must be one of \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+        try ThreadCount.validate(threads)
         guard URL(fileURLWithPath: out).standardized.path != URL(fileURLWithPath: model).standardized.path else {
             throw ValidationError("--out must differ from --model")
         }

@@ -34,6 +34,21 @@ final class ModelCommandsTests: XCTestCase {
         return Array("P6\n\(width) \(height)\n255\n".utf8) + px
     }
 
+    func testEveryThreadsOptionTakesTheBoardConfigsRange() throws {
+        // One range for --threads everywhere (the board config's engine.threads, 1...64), refused before any work.
+        let missing = "/nonexistent/soundloc-test"
+        for command in [["infer", "--model", model, "--image", missing, "--audio", missing], ["eval", "--model", model, "--data", missing],
+                        ["quantize", "--model", model, "--calibration", missing, "--out", missing], ["demo"], ["bench", "pipeline"]] {
+            for bad in ["0", "65"] {
+                let r = try CLI.run(command + ["--threads", bad])
+                XCTAssertNotEqual(r.status, 0, "\(command) --threads \(bad)")
+                XCTAssertTrue(r.stderr.contains("--threads must be in 1...64, got \(bad)"), "\(command): \(r.stderr)")
+            }
+        }
+        let list = try CLI.run(["bench", "engine", "--model", model, "--threads", "1,65"])
+        XCTAssertTrue(list.stderr.contains("counts in 1...64"), list.stderr)
+    }
+
     func testInspectReportsAnIntactModel() throws {
         let r = try CLI.run(["inspect", model])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
