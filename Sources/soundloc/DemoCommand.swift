@@ -246,13 +246,13 @@ final class SocketListener: @unchecked Sendable {
             guard FileManager.default.createFile(atPath: logPath, contents: nil),
                   let file = FileHandle(forWritingAtPath: logPath) else { return }
             defer { try? file.close() }
-            var connection: WatchConnection?
+            var connection: ProtocolClient?
             while connection == nil && !stop.requested {
-                connection = try? WatchConnection(path: path)
+                connection = try? ProtocolClient(path: path)
                 if connection == nil { stop.sleep(0.05) }
             }
             guard let connection else { return }
-            while let line = try? connection.readLine(stop: stop) {
+            while let line = try? connection.readLine(shouldStop: { stop.requested }) {
                 if case .frame = try? ServerMessage.decode(line) {
                     frames += 1
                     file.write(Data(line + [UInt8(ascii: "\n")]))

@@ -34,9 +34,9 @@ struct WatchCommand: ParsableCommand {
         var waitingSaid = false
         var shown = 0
         while !stop.requested {
-            let connection: WatchConnection
+            let connection: ProtocolClient
             do {
-                connection = try WatchConnection(path: socket)
+                connection = try ProtocolClient(path: socket)
             } catch {
                 if !waitingSaid { view.note("waiting for soundloc at \(socket) (\(error))…") }
                 waitingSaid = true
@@ -49,7 +49,10 @@ struct WatchCommand: ParsableCommand {
             if maps { connection.send(Array("{\"class\":\"WATCH\",\"maps\":true}\n".utf8)) }
             while !stop.requested {
                 let line: [UInt8]?
-                do { line = try connection.readLine(stop: stop) } catch { line = nil }
+                do { line = try connection.readLine(shouldStop: { stop.requested }) } catch {
+                    view.note("\(error)")
+                    line = nil
+                }
                 guard let line else { break }
                 guard let message = try? ServerMessage.decode(line) else {
                     view.note("unreadable line: \(TerminalText.escaped(bytes: line.prefix(200)))")
@@ -68,67 +71,6 @@ struct WatchCommand: ParsableCommand {
                 }
             }
             if !stop.requested { view.note("server went away; reconnecting…") }
-        }
-    }
-}
-
-/// A blocking line reader over a UNIX stream socket that wakes up regularly to notice Ctrl-C.
-final class WatchConnection {
-    private let fd: Int32
-    private var buffer: [UInt8] = []
-
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: String(cString: strerror(errno))) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw Failure(description: "socket path too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let message = String(cString: strerror(errno))
-            close(fd)
-            throw Failure(description: message)
-        }
-    }
-
-    deinit { close(fd) }
-
-    func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-    /// The next line, or nil when the server closed the connection or Ctrl-C was pressed.
-    func readLine(stop: StopSignal) throws -> [UInt8]? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            if stop.requested { return nil }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 200)
-            if ready < 0, errno == EINTR { continue }
-            guard ready > 0 else { continue }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            buffer.append(contentsOf: chunk[..<n])
         }
     }
 }
