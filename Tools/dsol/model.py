@@ -112,8 +112,18 @@ class LocHead(nn.Module):
 
     def pair_logits(self, fv: torch.Tensor, ga: torch.Tensor) -> torch.Tensor:
         """scale * max over pixels of cos(v, a) for every image i and audio j, (N_img, N_aud)."""
-        v = F.normalize(self.v_fc2(F.relu(self.v_fc1(fv.permute(0, 2, 3, 1)))), dim=-1, eps=NORM_EPS)
-        a = F.normalize(self.a_fc2(F.relu(self.a_fc1(ga))), dim=-1, eps=NORM_EPS)
+        return self.logits_of_embeddings(self.embed_vision(fv), self.embed_audio(ga))
+
+    def embed_vision(self, fv: torch.Tensor) -> torch.Tensor:
+        """The unit-length pixel embeddings v (N, H, W, E) of pair_logits."""
+        return F.normalize(self.v_fc2(F.relu(self.v_fc1(fv.permute(0, 2, 3, 1)))), dim=-1, eps=NORM_EPS)
+
+    def embed_audio(self, ga: torch.Tensor) -> torch.Tensor:
+        """The unit-length audio embeddings a (N, E) of pair_logits."""
+        return F.normalize(self.a_fc2(F.relu(self.a_fc1(ga))), dim=-1, eps=NORM_EPS)
+
+    def logits_of_embeddings(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """pair_logits from embed_vision's and embed_audio's outputs (e.g. gathered from several processes)."""
         cos = torch.einsum("ihwe,je->ijhw", v, a)
         return self.scale * torch.amax(cos, dim=(2, 3))
 

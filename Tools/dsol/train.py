@@ -7,6 +7,8 @@
 
 --data: the builder's manifest.json (or its folder), a training pack (dsol.pack), or a real-MUSIC
 folder (see dsol.data).
+Several GPUs (or CPU processes): `torchrun --standalone --nproc_per_node N -m dsol.train ... --device cuda`
+shares every global batch between the processes and gives one process's losses (dsol.distributed).
 --limit N: at most N batches per training epoch/round (quick runs, timing).
 --time-budget S: fit the number of stage-1 epochs to S seconds (Trainer.fit_time_budget).
 --init CKPT: a new run that starts from another run's model weights (e.g. its stage1_final.pt), for
@@ -62,6 +64,7 @@ from . import metrics as M
 from .data import (SOLO_KINDS, Augment, ClassifyDataset, PairDataset, PlainDataset,
                    SceneStore, audio_input, batch_plan, load_annotation, load_manifest, load_music, loader)
 from .device_data import DeviceStore, check_augment, device_loader
+from .distributed import Dist, convert_batchnorm
 from .export import export_model
 from .kmeans import kmeans, l2_normalize, nmi, object_features
 from .losses import all_pairs_loss, quadrant_l1
@@ -196,15 +199,18 @@ def stage_modules(net, n: int) -> list[nn.Module]:
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
-    def __init__(self, cfg: dict, data_path: str, out: str | Path, device: str = "cpu", quiet: bool = False):
+    def __init__(self, cfg: dict, data_path: str, out: str | Path, device: str = "cpu", quiet: bool = False,
+                 dist: Dist | None = None):
         self.cfg = cfg
         self.out = Path(out)
         self.device = torch.device(device)
-        self.quiet = quiet
+        # several processes (torchrun, dsol.distributed): rank 0 alone logs, writes and evaluates
+        self.dist = dist or Dist.current()
+        self.quiet = quiet or not self.dist.main
         self.seed = int(cfg["seed"])
         self.data_path = str(data_path)
         (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.out / "log.txt", "a", encoding="utf-8")
+        self.log_file = open(self.out / "log.txt", "a", encoding="utf-8") if self.dist.main else None
         if cfg["threads"]:
             torch.set_num_threads(int(cfg["threads"]))
         if cfg["speed"]["cudnn_benchmark"] and self.device.type == "cuda":
@@ -227,6 +233,8 @@ class Trainer:
                           classes=[f"cluster{j}" for j in range(self.n_clusters)])
         init_weights(self.model, float(cfg["stage1"]["scale_init"]))
         self.model.to(self.device)
+        convert_batchnorm(self.model, self.dist)  # global-batch statistics across processes (several only)
+        self.dist.broadcast_module(self.model)
         if cfg["speed"]["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.opt1 = self._adam(self._backbone_params(), cfg["stage1"]["lr"], cfg["stage1"]["weight_decay"])
@@ -316,6 +324,8 @@ class Trainer:
         return steps
 
     def log(self, msg: str) -> None:
+        if self.log_file is None:  # not rank 0
+            return
         line = f"{time.strftime('%H:%M:%S')} {msg}"
         self.log_file.write(line + "\n")
         self.log_file.flush()
@@ -324,6 +334,8 @@ class Trainer:
 
     def record(self, entry: dict) -> None:
         self.history.append(entry)
+        if not self.dist.main:
+            return
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -342,7 +354,9 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
         }
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str) -> Path | None:
+        if not self.dist.main:  # every rank holds the same state; rank 0 writes it
+            return None
         ck = self.out / "checkpoints"
         path = ck / f"{self.step:03d}_{name}.pt"
         tmp = path.with_suffix(".tmp")
@@ -385,6 +399,7 @@ class Trainer:
         if plan != st["plan"]:  # e.g. more stage-1 epochs: a longer schedule that continues the same run
             self.log(f"resuming with a changed plan: {len(st['plan'])} -> {len(plan)} steps, first {done} already done")
         torch.set_rng_state(st["rng"]["torch"])
+        self.dist.broadcast_module(self.model)
 
     def init_from(self, path: str | Path) -> None:
         """Start from the model weights of another run's checkpoint, e.g. to go on training on a changed
@@ -530,11 +545,15 @@ class Trainer:
         util = GpuUtilisation(self.device)
         sums: dict = {}
         n, t0 = 0, time.time()
-        for bi, b in enumerate(self._loader(ds, plan)):
+        params = [p for o in opts for g in o.param_groups for p in g["params"]]
+        # several processes: each loads its share of every global batch; step() gathers what the
+        # loss needs and returns the global batch's loss and size (dsol.distributed)
+        for bi, b in enumerate(self._loader(ds, self.dist.shard_plan(plan))):
             loss, k, extra = step(b)
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
+            self.dist.average_gradients(params)
             for o in opts:
                 o.step()
             for name, v in [("loss", loss * k), *extra.items()]:
@@ -570,7 +589,13 @@ class Trainer:
                 # Every audio against every picture of the batch: N positives and N(N-1) mismatches
                 # from one trunk pass; each half weighs as much as the other.
                 fv, ga = self._features(self._to(b["pos"], image=True), audio, frozen)
-                logits = self.model.loc.pair_logits(fv, ga)
+                if self.dist.active:  # every rank's embeddings: the global batch's negatives
+                    loc = self.model.loc
+                    logits = loc.logits_of_embeddings(self.dist.gather(loc.embed_vision(fv)),
+                                                      self.dist.gather(loc.embed_audio(ga)))
+                    bsz = logits.shape[0]
+                else:
+                    logits = self.model.loc.pair_logits(fv, ga)
                 scores = torch.sigmoid(logits)
                 eye = torch.eye(bsz, dtype=torch.bool, device=scores.device)
                 loss = all_pairs_loss(logits, infonce)
@@ -583,6 +608,9 @@ class Trainer:
                 fv, ga = self._features(images, audio, frozen)
                 l = self.model.loc(fv, torch.cat([ga, ga]))
                 score = torch.amax(l, dim=(1, 2, 3))
+                if self.dist.active:  # the global batch's positives, then its negatives
+                    score = torch.cat([self.dist.gather(score[:bsz]), self.dist.gather(score[bsz:])])
+                    bsz = score.shape[0] // 2
                 target = torch.cat([torch.ones(bsz), torch.zeros(bsz)]).to(score)
                 weight = torch.full_like(score, 1.0 / score.numel())
                 loss = F.binary_cross_entropy(score, target)
@@ -597,9 +625,16 @@ class Trainer:
         self.model.eval()
         thr = float(self.cfg["stage1"]["mask_threshold"])
         rel = self.cfg["stage1"]["mask_relative"]
+        if self.dist.active:  # each rank its share, gathered in order
+            a, z = self.dist.shard_bounds(len(indices))[self.dist.rank]
+            mine = self._extract(split, list(indices)[a:z], thr, rel).to(self.device)
+            return self.dist.gather(mine).cpu()
+        return self._extract(split, indices, thr, rel)
+
+    def _extract(self, split: str, indices: list[int], thr: float, rel) -> torch.Tensor:
         ds = PlainDataset(self.stores[split], indices)
         plan = batch_plan(len(ds), int(self.cfg["eval"]["batch_size"]), None, False)
-        out = []
+        out = [torch.zeros(0, self.model.feat_dim)]
         bar = Progress(len(plan), "extract o", not self.quiet)
         for b in self._loader(ds, plan):
             fv, ga = self._features(self._to(b["image"], True), self._to(b["audio"]))
@@ -613,9 +648,12 @@ class Trainer:
         s1 = self.cfg["stage1"]
         t0 = time.time()
         o = self.extract_objects("train", self.solo_idx).double().numpy()
-        labels, _, inertia = kmeans(l2_normalize(o), self.n_clusters,
-                                    seed=int(np.random.SeedSequence([self.seed, 2, epoch]).generate_state(1)[0]),
-                                    n_init=int(s1["kmeans_restarts"]), max_iter=int(s1["kmeans_iters"]))
+        labels = inertia = None
+        if self.dist.main:  # several processes: K-means on rank 0, its labels to all
+            labels, _, inertia = kmeans(l2_normalize(o), self.n_clusters,
+                                        seed=int(np.random.SeedSequence([self.seed, 2, epoch]).generate_state(1)[0]),
+                                        n_init=int(s1["kmeans_restarts"]), max_iter=int(s1["kmeans_iters"]))
+        labels, inertia = self.dist.broadcast_object((labels, inertia))
         dictionary = np.stack([o[labels == j].mean(0) for j in range(self.n_clusters)])
         self.pseudo = torch.from_numpy(labels.astype(np.int64))
         with torch.no_grad():
@@ -647,6 +685,8 @@ class Trainer:
             y = b["label"].to(self.device)
             v_logits = self.model.cls.vision(fv.mean(dim=(2, 3)))
             a_logits = self.model.cls.audio(ga)
+            if self.dist.active:  # the global batch's logits and labels
+                v_logits, a_logits, y = (self.dist.gather(t) for t in (v_logits, a_logits, y))
             loss = F.cross_entropy(v_logits, y) + F.cross_entropy(a_logits, y)
             return loss, y.shape[0], {"audio": (a_logits.argmax(1) == y).float().sum(),
                                       "vision": (v_logits.argmax(1) == y).float().sum()}
@@ -699,8 +739,9 @@ class Trainer:
     # ------------------------------------------------ stage 2
 
     def stage2_init(self) -> dict:
-        torch.save({"state_dict": self.model.state_dict(), "pseudo": self.pseudo,
-                    "cluster_to_class": self.cluster_to_class}, self.out / "checkpoints" / "stage1_final.pt")
+        if self.dist.main:
+            torch.save({"state_dict": self.model.state_dict(), "pseudo": self.pseudo,
+                        "cluster_to_class": self.cluster_to_class}, self.out / "checkpoints" / "stage1_final.pt")
         self._make_teacher()
         self._make_opt2()
         return {"affine": self.model.dsol.affine.tolist()}
@@ -730,6 +771,12 @@ class Trainer:
                 p_a = F.softmax(self.teacher.cls.audio(g_t) / temp, dim=1)
                 if keep > 0:  # the teacher's sounding map of the true pairs
                     l_t = self.teacher.loc(trunk(self.teacher.vision, images[:bsz], 0), g_t)
+            if self.dist.active:  # the global batch's maps and class distributions
+                l_pos, l_neg, log_pv, p_a = (self.dist.gather(t) for t in (l_pos, l_neg, log_pv, p_a))
+                if keep > 0:
+                    l_t = self.dist.gather(l_t)
+                bsz = l_pos.shape[0]
+                l1, pos_max, neg_q = quadrant_l1(l_pos, l_neg)
             kl = F.kl_div(log_pv, p_a, reduction=s2["kl"])
             loss = kl + lam * l1
             if keep > 0:
@@ -824,6 +871,8 @@ class Trainer:
     # ------------------------------------------------ final
 
     def final(self) -> dict:
+        if not self.dist.main:  # rank 0 refits, evaluates and exports
+            return {}
         info = {}
         if self.teacher is not None and self.cfg["stage2"]["refit_audio_head"]:
             info["refit_audio_head"] = self.refit_audio_head()
@@ -890,7 +939,8 @@ class Trainer:
                 scale = epochs / planned
                 s1["lr_steps"] = [[max(done, int(round(a * scale))), f] for a, f in steps]
             self.plan = self._plan()
-            (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+            if self.dist.main:
+                (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
         self.log(f"time budget: {seconds_left:.0f} s left, {per_epoch:.1f} s per stage-1 epoch, "
                  f"~{per_s2:.1f} s per stage-2 epoch -> {epochs} stage-1 epochs (configured {planned}), "
                  f"lr_steps {s1.get('lr_steps')}")
@@ -907,7 +957,7 @@ class Trainer:
             if (fits < 2 and self.step > 0 and self.plan[self.step - 1][0] == "s1_cls"
                     and self.plan[self.step][0] == "s1_loc"
                     and (fits == 0 or sum(h["phase"] == "s1_loc" for h in self.history) >= 4)):
-                self.fit_time_budget(deadline - time.time())
+                self.fit_time_budget(self.dist.broadcast_object(deadline - time.time()))
                 fits += 1
             if stop_after is not None and done >= stop_after:
                 self.log(f"stopping after {done} steps (--stop-after)")
@@ -928,9 +978,10 @@ class Trainer:
                 else:
                     entry.update(self.final())
             if kind in ("s1_cls", "s2") or (kind == "s1_loc" and self.pseudo is None):
-                if self._eval_due(e):
+                if self._eval_due(e) and self.dist.main:
                     entry["val"] = self.evaluate("val", class_aware=self.pseudo is not None)
             entry["wall_s"] = time.time() - t0
+            entry = self.dist.broadcast_object(entry)  # rank 0's timings: every rank plans alike
             self.record(entry)
             self.log(self._summary(entry))
             self.step += 1

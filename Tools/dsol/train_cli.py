@@ -1,4 +1,8 @@
-"""The command line of the DSOL trainer: `python3 -m dsol.train` (see dsol.train for what a run does)."""
+"""The command line of the DSOL trainer: `python3 -m dsol.train` (see dsol.train for what a run does).
+
+Several processes (GPUs, or CPU processes with gloo) with torchrun, the same options:
+    torchrun --standalone --nproc_per_node N -m dsol.train --config C --data D --out R --device cuda
+(dsol.distributed: the same global batches and losses as one process; --resume with any N)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from .distributed import init_from_env, shutdown
 from .train import DEFAULTS, Trainer, deep_merge, load_config
 
 
@@ -45,6 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data or not args.out:
         ap.error("--data and --out are required")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device available to this PyTorch build")
+    try:
+        return _train(ap, args, started)
+    finally:
+        shutdown()
+
+
+def _train(ap: argparse.ArgumentParser, args: argparse.Namespace, started: float) -> int:
+    dist, device = init_from_env(args.device)  # torchrun: this process's rank and GPU
     out = Path(args.out)
     last = out / "checkpoints" / "last.pt"
     if args.init and args.resume:
@@ -68,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             for key in ("seed", "width", "limit"):
                 if getattr(args, key) is not None:
                     cfg[key] = getattr(args, key)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            if dist.main:
+                (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     else:
         if last.exists():
             ap.error(f"{out} already holds a run; use --resume or another --out")
@@ -81,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.vision_init:
             cfg["vision_init"] = str(Path(args.vision_init).resolve())
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        if dist.main:
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     if args.threads is not None:
         cfg["threads"] = args.threads
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device available to this PyTorch build")
-    trainer = Trainer(cfg, args.data, out, args.device, quiet=args.quiet)
+    trainer = Trainer(cfg, args.data, out, device, quiet=args.quiet, dist=dist)
+    if dist.active:
+        trainer.log(f"{dist.world} processes ({'nccl' if device.startswith('cuda') else 'gloo'}): "
+                    f"each global batch shared, losses over the whole batch")
     if args.init:
         trainer.init_from(args.init)
     if args.vision_init:
