@@ -4,7 +4,8 @@
 #   Tools/setup.sh           build and run: Debian's -dev libraries, pkg-config, ALSA tools
 #   Tools/setup.sh --test    also everything the tests use: pytest, librosa (reference features),
 #                            the CPU build of PyTorch, safetensors, ONNX / ONNX Runtime, ffmpeg, QEMU and the
-#                            aarch64 cross tools, and the data-set builder's assets (Tools/dataset/install_assets.sh)
+#                            aarch64 cross tools, mmdebstrap and systemd-analyze, and the data-set builder's
+#                            assets (Tools/dataset/install_assets.sh)
 #   Tools/setup.sh --train   the trainer's Python packages (same set as --test) and the data-set assets
 set -euo pipefail
 
@@ -12,7 +13,7 @@ want_python=0
 for arg in "$@"; do
   case "$arg" in
     --test|--train) want_python=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,9 +51,12 @@ command -v swift >/dev/null || die "swift toolchain not on PATH (expected Swift 
 command -v python3 >/dev/null || die "python3 not found"
 
 # Test-only Debian packages: Tools/qemu/run-in-vm.sh boots Debian's kernel (vivid camera, snd-aloop) in QEMU;
-# Tools/kernels/test_arm.sh cross-builds the NEON kernels for aarch64 and runs them under qemu-user.
+# Tools/kernels/test_arm.sh cross-builds the NEON kernels for aarch64 and runs them under qemu-user;
+# the package test (Tools/tests/test_package.py) installs the .deb into a clean Debian root made by mmdebstrap and checks
+# the systemd units with systemd-analyze (package systemd).
 test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils ffmpeg
-                      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+                      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+                      mmdebstrap systemd)
 if [[ " $* " == *" --test "* ]]; then
   test_missing=()
   for p in "${test_debian_packages[@]}"; do

@@ -79,10 +79,13 @@ public final class SocketServer: @unchecked Sendable {
     private var warnedAboutMaps = false  // publisher thread only
 
     /// Binds the socket at `configuration.path` and starts serving; `banner` is sent to every client on connect.
-    public static func start(configuration: Configuration, banner: VersionMessage, logger: Logger) throws -> SocketServer {
+    /// With `listening` (a socket systemd passed, see `SocketActivation`) it serves that one instead: its path,
+    /// mode and group are the `.socket` unit's, and the file is left to systemd at shutdown.
+    public static func start(configuration: Configuration, banner: VersionMessage, logger: Logger,
+                             listening: Int32? = nil) throws -> SocketServer {
         let server = SocketServer(configuration: configuration, banner: banner, logger: logger)
         do {
-            try server.bind()
+            if let listening { try server.serve(inherited: listening) } else { try server.bind() }
         } catch {
             try? server.group.syncShutdownGracefully()
             throw error
@@ -106,12 +109,9 @@ public final class SocketServer: @unchecked Sendable {
         if serverChannel != nil && !closed { logger.warning("SocketServer released without shutdown(); the socket file stays") }
     }
 
-    private func bind() throws {
-        let path = configuration.path
-        let gid = try configuration.group.map(SocketPath.resolveGroup)  // before bind: a bad group leaves no file
-        if try SocketPath.prepare(path) { logger.warning("replaced a stale socket left by an earlier run") }
+    private func makeBootstrap() -> ServerBootstrap {
         let water = ChannelOptions.Types.WriteBufferWaterMark(low: configuration.lowWaterMark, high: configuration.highWaterMark)
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: water)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.close() }
@@ -119,6 +119,23 @@ public final class SocketServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(ClientHandler(server: self))
                 })
             }
+    }
+
+    private func serve(inherited fd: Int32) throws {
+        try SocketActivation.checkListeningUnixStream(fd)
+        do {
+            serverChannel = try makeBootstrap().withBoundSocket(fd).wait()
+        } catch {
+            throw SocketServerError.bindFailed(path: SocketActivation.boundPath(fd), reason: "\(error)")
+        }
+        logger.info("serving the socket systemd passed", metadata: ["path": "\(SocketActivation.boundPath(fd))"])
+    }
+
+    private func bind() throws {
+        let path = configuration.path
+        let gid = try configuration.group.map(SocketPath.resolveGroup)  // before bind: a bad group leaves no file
+        if try SocketPath.prepare(path) { logger.warning("replaced a stale socket left by an earlier run") }
+        let bootstrap = makeBootstrap()
         // We bind ourselves rather than let NIO do it: permissions are in place before listen() (no window
         // where the umask's mode applies), and NIO's own bind would unlink the path on close even if another
         // server has taken it over since.

@@ -93,6 +93,9 @@ public final class Pipeline: @unchecked Sendable {
     public var sinks: [ReportSink] = []
     /// Called on the inference thread after each processed frame.
     public var onFrame: ((ProcessedFrame) -> Void)?
+    /// The pipeline's heartbeat: called on the inference thread every time round its loop, at least every half
+    /// second while it runs (with or without frames), never while it is stuck. systemd's watchdog hangs on it.
+    public var onHeartbeat: (() -> Void)?
 
     private let audio: AudioSource
     private let video: VideoSource
@@ -283,6 +286,7 @@ public final class Pipeline: @unchecked Sendable {
     private func inferenceLoop() {
         var schedule = FrameSchedule(maxFps: options.maxFps)
         while !isStopping {
+            onHeartbeat?()
             guard let frame = frames.take(timeout: 0.5) else {
                 if frames.isClosedAndEmpty { return }
                 continue
@@ -299,6 +303,7 @@ public final class Pipeline: @unchecked Sendable {
 
     private func runLockstep() throws {
         while !isStopping {
+            onHeartbeat?()
             guard var frame = try video.nextFrame(timeout: 5) else { return }
             if frame.captureTimeNanos == nil { frame.captureTimeNanos = monotonicNanos() }
             stateLock.withLock { statistics.framesCaptured += 1 }

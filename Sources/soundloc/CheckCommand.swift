@@ -178,7 +178,7 @@ struct CheckCommand: ParsableCommand {
         case .directoryMissing?:
             let folder = (output.socket as NSString).deletingLastPathComponent
             if output.socket.hasPrefix("/run/soundloc/") {
-                out.note("output.socket", "\(folder) does not exist now; the systemd unit's RuntimeDirectory= makes it when the service starts")
+                out.note("output.socket", "\(folder) does not exist now; systemd makes it when it starts soundloc.socket")
             } else {
                 out.problem("output.socket", "\(folder) does not exist: the socket cannot be made there")
             }

@@ -98,6 +98,8 @@ final class ApplianceSession {
     private let audio: AudioSource
     private let video: VideoSource
     private let signals: StopSignal
+    /// Tells systemd (when it started us with NOTIFY_SOCKET) that the pipeline runs and still beats.
+    private let notifier = SystemdNotifier()
 
     /// `record`: also write the socket's messages to this file (`-`: standard output), with or without maps.
     init(settings: ApplianceConfig, audioFile: String?, videoFile: String?, fps: Double, fast: Bool, frameLimit: Int?,
@@ -144,28 +146,45 @@ final class ApplianceSession {
             signals.uninstall()
             throw error
         }
-        if settings.output.socket != "none" {
+        // A socket systemd passed (soundloc.socket) is served whatever output.socket says: the unit owns its path,
+        // mode and group.
+        let passed: Int32?
+        do {
+            passed = try SocketActivation.takeListeningSocket()
+        } catch {
+            recorder?.close()
+            signals.uninstall()
+            throw error
+        }
+        if settings.output.socket != "none" || passed != nil {
             let server: SocketServer
             do {
                 server = try SocketServer.start(
                     configuration: .init(path: settings.output.socket, mode: mode_t(settings.output.socketMode),
                                          group: settings.output.socketGroup, maxClients: settings.output.maxClients),
-                    banner: banner, logger: logger)
+                    banner: banner, logger: logger, listening: passed)
             } catch {
+                if let passed { close(passed) }
                 recorder?.close()
                 signals.uninstall()  // no run will follow to give the signals back
                 throw error
             }
             self.server = server
-            logger.info("serving", metadata: ["socket": "\(settings.output.socket)"])
+            let path = passed.map(SocketActivation.boundPath) ?? settings.output.socket
+            if let passed, SocketActivation.boundPath(passed) != settings.output.socket, settings.output.socket != "none" {
+                logger.notice("serving the socket systemd passed, not output.socket", metadata: ["passed": "\(path)", "configured": "\(settings.output.socket)"])
+            }
+            logger.info("serving", metadata: ["socket": "\(path)"])
         } else {
             server = nil
         }
         pipeline.sinks = [server as ReportSink?, recorder].compactMap { $0 }
+        pipeline.onHeartbeat = { [notifier] in notifier.heartbeat() }
     }
 
     func run() throws -> PipelineStatistics {
         defer {
+            notifier.stopping()
             server?.shutdown()
             if let recorder, let failure = recorder.close() { sayToStandardError("soundloc: the record stopped early: \(failure)") }
             audio.close()
