@@ -47,25 +47,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
         guard Self.onPath("qemu-system-x86_64") else {
             return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
         }
-        let (result, report) = try Self.runInVM(config: """
-            board: qemu-vivid
-            audio:
-              pcm: "hw:Loopback,1,0"
-            video:
-              device: /dev/video0
-              width: 320
-              height: 180
-              fps: 30
-            model:
-              path: /opt/test/model.safetensors
-            engine:
-              threads: 1
-            pipeline:
-              max_fps: 10
-            output:
-              socket: /tmp/soundloc.sock
-              socket_mode: "0660"
-            """, ["run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose"])
+        let (result, report) = try Self.runInVM(config: Self.servingConfig, ["run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose"])
         XCTAssertEqual(result.status, 0, report)
         XCTAssertTrue(result.output.contains("serving"), report)
         // One published line per processed frame (printed after publishing), numbered 1...12.
@@ -130,24 +112,7 @@ final class VividCaptureIntegrationTests: XCTestCase {
             return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
         }
         let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/fault-injection.sh").path
-        let (result, report) = try Self.runInVM(config: """
-            board: qemu-vivid
-            audio:
-              pcm: "hw:Loopback,1,0"
-            video:
-              device: /dev/video0
-              width: 320
-              height: 180
-              fps: 30
-            model:
-              path: /opt/test/model.safetensors
-            engine:
-              threads: 1
-            pipeline:
-              max_fps: 10
-            output:
-              socket: /tmp/soundloc.sock
-            """, ["2"], script: script, timeout: 600)
+        let (result, report) = try Self.runInVM(config: Self.servingConfig, ["2"], script: script, timeout: 600)
         XCTAssertEqual(result.status, 0, report)
         for (device, module) in [("video", "vivid"), ("audio", "snd_aloop")] {
             XCTAssertNotNil(result.output.range(of: "fault: \(device): unbound .* the client was told: status: [0-9:]+ \(device) failed: ",
@@ -168,6 +133,27 @@ final class VividCaptureIntegrationTests: XCTestCase {
         throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
         #endif
     }
+
+    /// `soundloc run` in the VM: the vivid camera at 320x180, the loopback card, the tiny model, the socket in /tmp.
+    private static let servingConfig = """
+        board: qemu-vivid
+        audio:
+          pcm: "hw:Loopback,1,0"
+        video:
+          device: /dev/video0
+          width: 320
+          height: 180
+          fps: 30
+        model:
+          path: /opt/test/model.safetensors
+        engine:
+          threads: 1
+        pipeline:
+          max_fps: 10
+        output:
+          socket: /tmp/soundloc.sock
+          socket_mode: "0660"
+        """
 
     /// Runs the built `soundloc` with `arguments` in the VM (or, with `script`, `sh SCRIPT SOUNDLOC ARGUMENTS...`), with
     /// the engine's tiny model at /opt/test/model.safetensors and `config` at /opt/test/vm.yaml; the result and a
