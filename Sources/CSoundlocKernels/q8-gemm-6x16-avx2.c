@@ -89,7 +89,7 @@ SL_AVX2 static void avx2_ukernel(size_t mr_valid, size_t kc, const void *a, size
 
 // Lane-wise twin of q8_requant_scalar: cvtdq2ps, mulps, vfmadd (one rounding, like fmaf), maxps, minps, cvtps2dq
 // (round half to even under the default MXCSR), then the zero point.
-SL_AVX2 static void avx2_requant(size_t rows, size_t cols, const int32_t *acc, size_t acc_stride, size_t m, size_t n,
+SL_AVX2 void q8_requant_rows_avx2(size_t rows, size_t cols, const int32_t *acc, size_t acc_stride, size_t m, size_t n,
                                  const soundloc_q8_requant *rq, uint8_t *c, size_t ldc) {
     const __m256 lo = _mm256_set1_ps((float)((int32_t)rq->qmin - rq->out_zp));
     const __m256 hi = _mm256_set1_ps((float)((int32_t)rq->qmax - rq->out_zp));
@@ -118,7 +118,7 @@ SL_AVX2 static void avx2_requant(size_t rows, size_t cols, const int32_t *acc, s
 }
 
 static const q8_gemm_config avx2_config = {
-    Q8_IMPL_AVX2, MR, NR, KR, MC, KC, 8, 2, avx2_pack_a, avx2_ukernel, avx2_requant,
+    Q8_IMPL_AVX2, MR, NR, KR, MC, KC, 8, 2, avx2_pack_a, avx2_ukernel, q8_requant_rows_avx2,
 };
 
 Q8_DEFINE_IMPL(q8_impl_avx2, "avx2", avx2, avx2_config)

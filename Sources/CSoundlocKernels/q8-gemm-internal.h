@@ -92,6 +92,12 @@ static inline uint8_t q8_requant_scalar(int32_t acc, float scale, const soundloc
 void q8_requant_rows_scalar(size_t rows, size_t cols, const int32_t *acc, size_t acc_stride, size_t m, size_t n,
                             const soundloc_q8_requant *rq, uint8_t *c, size_t ldc);
 
+#if defined(__x86_64__)
+// q8_requant_rows_scalar with AVX2 (same results; the CPU must support AVX2 and FMA).
+void q8_requant_rows_avx2(size_t rows, size_t cols, const int32_t *acc, size_t acc_stride, size_t m, size_t n,
+                          const soundloc_q8_requant *rq, uint8_t *c, size_t ldc);
+#endif
+
 extern const soundloc_q8_gemm_impl q8_impl_reference;
 #if defined(__x86_64__)
 extern const soundloc_q8_gemm_impl q8_impl_avx2;

@@ -58,28 +58,33 @@ final class Int8ConvTests: XCTestCase {
             let codes = (0..<(c.cout * c.k * c.k * c.cin)).map { _ in Int8(Int(rng.next() % 255) - 127) }
             let wScale = (0..<c.cout).map { _ in 0.001 + abs(rng.float()) * 0.01 }
             let bias = (0..<c.cout).map { _ in Int32(rng.float() * 20000) }
-            let conv = try QuantizedConv2D(weightOHWI: codes, weightScale: wScale, bias: bias, inChannels: c.cin, outChannels: c.cout,
-                                           kernel: c.k, stride: c.stride, input: inQ, output: outQ, relu: c.relu, residual: resQ)
-            let (oh, ow) = conv.outputSize(height: c.h, width: c.w)
-            let res = c.residual ? (0..<(oh * ow * c.cout)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } : nil
-            let expected = naive(x, c, codes: codes, bias: bias, wScale: wScale, inQ: inQ, outQ: outQ, res: res, resQ: resQ)
-            let xb = ByteBuffer(count: x.count), yb = ByteBuffer(count: expected.count)
-            let ws = ByteBuffer(count: conv.workspaceCount(height: c.h, width: c.w))
-            xb.pointer.update(from: x, count: x.count)
-            let xt = QTensor(data: xb.pointer, height: c.h, width: c.w, channels: c.cin)
-            let yt = QTensor(data: yb.pointer, height: oh, width: ow, channels: c.cout)
-            // Two uneven row ranges, as two workers would run them.
-            let split = (oh * ow) / 3
-            res.map { r in r.withUnsafeBufferPointer { p in
-                conv.run(xt, into: yt, residual: p.baseAddress, workspace: ws.pointer, rows: 0, split)
-                conv.run(xt, into: yt, residual: p.baseAddress, workspace: ws.pointer, rows: split, oh * ow)
-            } } ?? {
-                conv.run(xt, into: yt, residual: nil, workspace: ws.pointer, rows: 0, split)
-                conv.run(xt, into: yt, residual: nil, workspace: ws.pointer, rows: split, oh * ow)
-            }()
-            let got = Array(UnsafeBufferPointer(start: yb.pointer, count: expected.count))
-            let mismatches = zip(got, expected).filter { $0 != $1 }.count
-            XCTAssertEqual(mismatches, 0, "\(c) on \(Int8Kernels.activeName): \(mismatches) of \(expected.count) outputs differ")
+            // Both paths of a 3×3 stride-1 layer: the GEMM and the Winograd transform.
+            for winograd in c.k == 3 && c.stride == 1 ? [false, true] : [false] {
+                let conv = try QuantizedConv2D(weightOHWI: codes, weightScale: wScale, bias: bias, inChannels: c.cin, outChannels: c.cout,
+                                               kernel: c.k, stride: c.stride, input: inQ, output: outQ, relu: c.relu, residual: resQ,
+                                               winograd: winograd)
+                XCTAssertEqual(conv.isWinograd, winograd)
+                let (oh, ow) = conv.outputSize(height: c.h, width: c.w)
+                let res = c.residual ? (0..<(oh * ow * c.cout)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } : nil
+                let expected = naive(x, c, codes: codes, bias: bias, wScale: wScale, inQ: inQ, outQ: outQ, res: res, resQ: resQ)
+                let xb = ByteBuffer(count: x.count), yb = ByteBuffer(count: expected.count)
+                let ws = ByteBuffer(count: conv.workspaceCount(height: c.h, width: c.w))
+                xb.pointer.update(from: x, count: x.count)
+                let xt = QTensor(data: xb.pointer, height: c.h, width: c.w, channels: c.cin)
+                let yt = QTensor(data: yb.pointer, height: oh, width: ow, channels: c.cout)
+                // Three pieces, as three workers would run them.
+                let resBuffer = res.map { r -> ByteBuffer in
+                    let b = ByteBuffer(count: r.count)
+                    b.pointer.update(from: r, count: r.count)
+                    return b
+                }
+                for part in 0..<3 {
+                    conv.run(xt, into: yt, residual: resBuffer.map { UnsafePointer($0.pointer) }, workspace: ws.pointer, part: part, of: 3)
+                }
+                let got = Array(UnsafeBufferPointer(start: yb.pointer, count: expected.count))
+                let mismatches = zip(got, expected).filter { $0 != $1 }.count
+                XCTAssertEqual(mismatches, 0, "\(c) winograd \(winograd) on \(Int8Kernels.activeName): \(mismatches) of \(expected.count) outputs differ")
+            }
         }
     }
 

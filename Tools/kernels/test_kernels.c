@@ -200,6 +200,38 @@ static void conv_case(const soundloc_q8_gemm_impl *impl, size_t h, size_t wd, si
     free(x), free(col), free(w), free(out), free(p);
 }
 
+// Winograd F(2×2,3×3) (both flavours; on aarch64 BEST is the portable C) equals im2col + the reference GEMM with
+// the same requantisation, split in tile rows as threads would run it.
+static void winograd_case(size_t h, size_t wd, size_t c, size_t n, uint8_t zp, int extreme, int residual) {
+    const soundloc_q8_gemm_impl *ref = soundloc_kernels_impl("reference");
+    const size_t m = h * wd, k = 9 * c, tiles_h = (h + 1) / 2;
+    uint8_t *x = malloc(m * c), *col = malloc(m * k), *res = malloc(m * n), *y0 = malloc(m * n), *y1 = malloc(m * n + 1);
+    int8_t *w = malloc(n * k);
+    int32_t *bias = malloc(n * 4);
+    float *scale = malloc(n * 4);
+    for (size_t i = 0; i < m * c; i++) x[i] = extreme ? (rnd() & 1 ? 255 : 0) : (uint8_t)rnd();
+    for (size_t i = 0; i < n * k; i++) w[i] = extreme ? (rnd() & 1 ? 127 : -127) : (int8_t)rnd_in(-127, 127);
+    for (size_t i = 0; i < m * n; i++) res[i] = (uint8_t)rnd();
+    for (size_t j = 0; j < n; j++) bias[j] = rnd_in(-100000, 100000), scale[j] = (float)rnd_in(50, 400) / (float)(k * 255 * 64);
+    soundloc_q8_requant rq = {scale, rnd_in(0, 255), 0, 255, residual ? res : NULL, n, rnd_in(0, 255), 0.37f};
+    soundloc_u8_im2col_nhwc(x, h, wd, c, 3, 3, 1, 1, 1, 1, wd, zp, 0, m, col, k);
+    void *pr = malloc(ref->packed_size(n, k)), *pw = malloc(soundloc_q8_wino_packed_size(n, c));
+    void *ws = malloc(soundloc_q8_wino_workspace_size(h, wd, c, n));
+    int rc = ref->pack_weights(n, k, w, bias, zp, pr) | ref->gemm_q8(pr, 0, m, 0, n, col, k, &rq, y0, n);
+    rc |= soundloc_q8_wino_pack_weights(n, c, w, bias, pw);
+    const int flavors[] = {SOUNDLOC_WINO_BEST, SOUNDLOC_WINO_SCALAR};
+    for (int f = 0; f < 2; f++) {
+        memset(y1, 0xA5, m * n + 1);
+        rc |= soundloc_q8_wino_conv(flavors[f], pw, x, h, wd, c, zp, 0, tiles_h / 2, &rq, y1, ws);
+        rc |= soundloc_q8_wino_conv(flavors[f], pw, x, h, wd, c, zp, tiles_h / 2, tiles_h, &rq, y1, ws);
+        char d[160];
+        snprintf(d, sizeof d, "%s %zux%zux%zu->%zu zp%u%s%s", f ? "scalar" : "best", h, wd, c, n, zp,
+                 extreme ? " extreme" : "", residual ? " residual" : "");
+        check(rc == 0 && !memcmp(y0, y1, m * n) && y1[m * n] == 0xA5, "winograd equals the reference convolution", d);
+    }
+    free(x), free(col), free(res), free(y0), free(y1), free(w), free(bias), free(scale), free(pr), free(pw), free(ws);
+}
+
 int main(int argc, char **argv) {
     const char *expect_active = NULL;
     int expect_refused = 0;
@@ -241,6 +273,11 @@ int main(int argc, char **argv) {
         conv_case(impl, 11, 8, 4, 17, 7, 2, 3, 37);
         conv_case(impl, 6, 6, 16, 33, 1, 2, 0, 0);
     }
+    winograd_case(7, 5, 17, 33, 113, 0, 1);
+    winograd_case(6, 6, 64, 64, 0, 0, 1);
+    winograd_case(4, 4, 512, 20, 255, 1, 0);
+    winograd_case(13, 4, 256, 48, 7, 1, 1);
+    winograd_case(1, 1, 2, 1, 3, 0, 0);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

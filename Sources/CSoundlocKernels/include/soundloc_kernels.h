@@ -87,6 +87,23 @@ int soundloc_q8_gemm(const void *packed, size_t m0, size_t m1, size_t n0, size_t
 int soundloc_q8_gemm_i32(const void *packed, size_t m0, size_t m1, size_t n0, size_t n1, const uint8_t *a, size_t lda,
                          int32_t *c, size_t ldc);
 
+/// Winograd F(2×2,3×3) for 3×3 stride-1 pad-1 convolutions (q8-winograd-f2x2-3x3.c): the same output as the GEMM
+/// path bit for bit (exact integer transforms, see the file), 2.25× fewer multiplications. Weights OHWI N×3×3×C.
+/// Flavours: SOUNDLOC_WINO_BEST (AVX2 where the CPU has it, else portable C) or SOUNDLOC_WINO_SCALAR (portable C).
+#define SOUNDLOC_WINO_BEST 0
+#define SOUNDLOC_WINO_SCALAR 1
+/// 1 when the engine should take this path for 3×3 stride-1 layers: the active GEMM is avx2 (no VNNI/NEON dot).
+int soundloc_q8_wino_preferred(void);
+size_t soundloc_q8_wino_packed_size(size_t n, size_t c);
+int soundloc_q8_wino_pack_weights(size_t n, size_t c, const int8_t *w, const int32_t *bias, void *packed);
+/// Bytes of workspace for an h×w×c input (any alignment; it is aligned inside).
+size_t soundloc_q8_wino_workspace_size(size_t h, size_t w, size_t c, size_t n);
+/// Output rows [2·ty0, min(2·ty1, h)) of y (h×w×N NHWC) from x (h×w×c, zero point a_zp); tile rows [ty0, ty1) of
+/// ceil(h/2). Disjoint tile-row ranges may run concurrently on one workspace. rq as for soundloc_q8_gemm (residual
+/// laid out like y).
+int soundloc_q8_wino_conv(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c, uint8_t a_zp,
+                          size_t ty0, size_t ty1, const soundloc_q8_requant *rq, uint8_t *y, void *workspace);
+
 /// NHWC uint8 im2col of output pixels [m0,m1) (m = oy·out_w + ox): row m, K = kh·kw·c in (ky,kx,c) order,
 /// written to out + m·ldo; taps outside the input read pad_value (the activation zero point).
 void soundloc_u8_im2col_nhwc(const uint8_t *x, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t stride_h,

@@ -63,20 +63,24 @@ public enum Int8Kernels {
 
 /// A quantised convolution: u8 NHWC input (per-tensor zero point) × s8 per-channel weights → u8 output,
 /// requantised with an optional ReLU and an optional residual added before it, as one GEMM
-/// (im2col for every shape but 1×1 stride 1, which reads the input directly).
+/// (im2col for every shape but 1×1 stride 1, which reads the input directly), or, for 3×3 stride-1 layers where
+/// the kernels prefer it (AVX2 without VNNI), as an exact Winograd F(2×2,3×3) with the same output bit for bit.
 public final class QuantizedConv2D {
     public let inChannels, outChannels, kernel, stride, padding: Int
     public let input: ActivationQuantization
     public let output: ActivationQuantization
     public let relu: Bool
     public let residual: ActivationQuantization?
+    /// Whether this layer runs as Winograd F(2×2,3×3) instead of a GEMM.
+    public let isWinograd: Bool
     private let packed: UnsafeMutableRawPointer
     private let scales: FloatBuffer
 
-    /// `weightOHWI` codes in [−127, 127]; `bias` in units of input scale × weight scale.
+    /// `weightOHWI` codes in [−127, 127]; `bias` in units of input scale × weight scale. `winograd`: nil takes the
+    /// Winograd path where the kernels prefer it, false never does, true does for every 3×3 stride-1 layer.
     public init(weightOHWI: [Int8], weightScale: [Float], bias: [Int32], inChannels: Int, outChannels: Int,
                 kernel: Int, stride: Int, input: ActivationQuantization, output: ActivationQuantization,
-                relu: Bool, residual: ActivationQuantization? = nil) throws {
+                relu: Bool, residual: ActivationQuantization? = nil, winograd: Bool? = nil) throws {
         let k = kernel * kernel * inChannels
         precondition(weightOHWI.count == outChannels * k && weightScale.count == outChannels && bias.count == outChannels)
         self.inChannels = inChannels
@@ -88,13 +92,16 @@ public final class QuantizedConv2D {
         self.output = output
         self.relu = relu
         self.residual = residual
+        isWinograd = kernel == 3 && stride == 1 && (winograd ?? (soundloc_q8_wino_preferred() != 0))
         var raw: UnsafeMutableRawPointer?
-        let size = soundloc_q8_gemm_packed_size(outChannels, k)
+        let size = isWinograd ? soundloc_q8_wino_packed_size(outChannels, inChannels) : soundloc_q8_gemm_packed_size(outChannels, k)
         guard posix_memalign(&raw, 64, max(size, 64)) == 0, let raw else { fatalError("out of memory packing weights") }
         packed = raw
+        let winograd = isWinograd
         let rc = weightOHWI.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
-                soundloc_q8_gemm_pack_weights(outChannels, k, w.baseAddress, b.baseAddress, UInt8(input.zeroPoint), raw)
+                winograd ? soundloc_q8_wino_pack_weights(outChannels, inChannels, w.baseAddress, b.baseAddress, raw)
+                    : soundloc_q8_gemm_pack_weights(outChannels, k, w.baseAddress, b.baseAddress, UInt8(input.zeroPoint), raw)
             }
         }
         guard rc == SOUNDLOC_KERNELS_OK else {
@@ -113,28 +120,29 @@ public final class QuantizedConv2D {
 
     public var isPointwise: Bool { kernel == 1 && stride == 1 }
 
-    /// Bytes of im2col workspace for this input size.
+    /// Bytes of workspace (im2col, or the Winograd transforms) for this input size.
     public func workspaceCount(height: Int, width: Int) -> Int {
+        if isWinograd { return soundloc_q8_wino_workspace_size(height, width, inChannels, outChannels) }
         if isPointwise { return 0 }
         let (oh, ow) = outputSize(height: height, width: width)
         return oh * ow * kernel * kernel * inChannels
     }
 
-    /// Output rows (pixels) [m0, m1): im2col of those rows, then their GEMM. Disjoint ranges may run concurrently.
-    /// `residual` must be laid out like the output and quantised with `self.residual`.
+    /// Piece `part` of `parts` of the output (in whole register tiles, or whole Winograd tile rows); the pieces may
+    /// run concurrently on one workspace. `residual` must be laid out like the output and quantised with `self.residual`.
     public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
-                    rows m0: Int, _ m1: Int) {
-        guard m1 > m0 else { return }
-        let k = kernel * kernel * inChannels
-        let a: UnsafePointer<UInt8>
-        if isPointwise {
-            a = UnsafePointer(x.data)
+                    part: Int, of parts: Int) {
+        if isWinograd {
+            let tileRows = (y.height + 1) / 2, chunk = (tileRows + parts - 1) / parts
+            runWinograd(x, into: y, residual: r, workspace: workspace, tileRows: min(tileRows, part * chunk), min(tileRows, (part + 1) * chunk))
         } else {
-            guard let workspace else { preconditionFailure("int8 conv needs an im2col workspace") }
-            soundloc_u8_im2col_nhwc(x.data, x.height, x.width, x.channels, kernel, kernel, stride, stride, padding, padding,
-                                    y.width, UInt8(input.zeroPoint), m0, m1, workspace, k)
-            a = UnsafePointer(workspace)
+            let m = y.pixels, quantum = max(1, Int8Kernels.tileRows)
+            let chunk = ((m + parts - 1) / parts + quantum - 1) / quantum * quantum
+            run(x, into: y, residual: r, workspace: workspace, rows: min(m, part * chunk), min(m, (part + 1) * chunk))
         }
+    }
+
+    private func requantisation(residual r: UnsafePointer<UInt8>?) -> soundloc_q8_requant {
         var rq = soundloc_q8_requant()
         rq.scale = UnsafePointer(scales.pointer)
         rq.out_zp = output.zeroPoint
@@ -146,6 +154,36 @@ public final class QuantizedConv2D {
             rq.residual_zp = res.zeroPoint
             rq.residual_mult = res.scale / output.scale
         }
+        return rq
+    }
+
+    private func runWinograd(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?,
+                             workspace: UnsafeMutablePointer<UInt8>?, tileRows t0: Int, _ t1: Int) {
+        guard t1 > t0 else { return }
+        guard let workspace else { preconditionFailure("a Winograd conv needs its workspace") }
+        var rq = requantisation(residual: r)
+        let rc = soundloc_q8_wino_conv(SOUNDLOC_WINO_BEST, packed, x.data, x.height, x.width, x.channels, UInt8(input.zeroPoint),
+                                       t0, t1, &rq, y.data, workspace)
+        precondition(rc == SOUNDLOC_KERNELS_OK, "q8 Winograd conv failed with code \(rc)")
+    }
+
+    /// Output rows (pixels) [m0, m1) of the GEMM path: im2col of those rows, then their GEMM. Disjoint ranges may
+    /// run concurrently.
+    public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
+                    rows m0: Int, _ m1: Int) {
+        precondition(!isWinograd, "a Winograd conv runs by parts")
+        guard m1 > m0 else { return }
+        let k = kernel * kernel * inChannels
+        let a: UnsafePointer<UInt8>
+        if isPointwise {
+            a = UnsafePointer(x.data)
+        } else {
+            guard let workspace else { preconditionFailure("int8 conv needs an im2col workspace") }
+            soundloc_u8_im2col_nhwc(x.data, x.height, x.width, x.channels, kernel, kernel, stride, stride, padding, padding,
+                                    y.width, UInt8(input.zeroPoint), m0, m1, workspace, k)
+            a = UnsafePointer(workspace)
+        }
+        var rq = requantisation(residual: r)
         let rc = soundloc_q8_gemm(packed, m0, m1, 0, outChannels, a, k, &rq, y.data, outChannels)
         precondition(rc == SOUNDLOC_KERNELS_OK, "q8 gemm failed with code \(rc)")
     }

@@ -30,7 +30,6 @@ public final class QuantizedResNet18S5: BackboneTrunk {
     private let workspace: ByteBuffer
     private var pool: WorkerPool?
     private var current = 0
-    private let tileRows: Int
 
     /// The trunk's tensor list in an int8 file.
     public static func tensorSpecs(prefix: String, inChannels: Int, width: Int) -> [TensorSpec] {
@@ -45,7 +44,6 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         self.inChannels = inChannels
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
-        tileRows = max(1, Int8Kernels.tileRows)
         let specs = Int8ConvSpec.trunk(prefix: prefix, inChannels: inChannels, width: width)
         func quant(_ name: String) throws -> ActivationQuantization {
             try ActivationQuantization(stored: try weights.array(name), tensor: name)
@@ -158,19 +156,11 @@ public final class QuantizedResNet18S5: BackboneTrunk {
 
     public var outputShape: (height: Int, width: Int, channels: Int) { (output.height, output.width, output.channels) }
 
-    /// Rows [m0, m1) of piece `part` of `parts`, in whole register tiles.
-    @inline(__always)
-    private func rows(_ m: Int, part: Int, of parts: Int) -> (Int, Int) {
-        let chunk = ((m + parts - 1) / parts + tileRows - 1) / tileRows * tileRows
-        return (min(m, part * chunk), min(m, (part + 1) * chunk))
-    }
-
     private func runStep(_ i: Int, part: Int, of parts: Int) {
         steps.withUnsafeBufferPointer { steps in
             let s = steps[i]
             if let c = s.conv {
-                let (m0, m1) = rows(s.to.pixels, part: part, of: parts)
-                c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, rows: m0, m1)
+                c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, part: part, of: parts)
             } else if let p = s.pool, part == 0 {
                 Self.maxPool(p, s.from, into: s.to)
             }
