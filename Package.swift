@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "SoundlocOutputTests", dependencies: ["SoundlocOutput", "SoundlocTestSupport"]),
         .testTarget(name: "SoundlocEngineTests", dependencies: ["SoundlocEngine", "SoundlocDSOL", "SoundlocFeatures", "SoundlocTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline", "SoundlocTestSupport"]),
+        .testTarget(name: "SoundlocPipelineTests", dependencies: ["SoundlocPipeline", "SoundlocDSOL", "SoundlocEngine", "SoundlocTestSupport"]),
         .testTarget(name: "SoundlocEvalTests", dependencies: ["SoundlocEval", "SoundlocCapture", "SoundlocDSOL", "SoundlocTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SoundlocKernelTests", dependencies: ["CSoundlocKernels"]),

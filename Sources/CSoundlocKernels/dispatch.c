@@ -31,10 +31,16 @@ static const soundloc_q8_gemm_impl *const q8_impls[] = {
 #endif
     &q8_impl_reference,
 };
-static const char *const q8_known_names[] = {"reference", "avx2", "avx512vnni", "neon", "neondot"};
+// Every implementation name on any architecture, best first within each: the one list the Swift side reads too.
+static const char *const q8_known_names[] = {"avx512vnni", "avx2", "neondot", "neon", "reference"};
 
 static const soundloc_q8_gemm_impl *q8_active;  // accessed with __atomic builtins
+static const soundloc_q8_gemm_impl *q8_default; // a configured choice below $SOUNDLOC_KERNELS; __atomic builtins
 static char q8_error[256];
+
+const char *soundloc_kernels_name(size_t i) {
+    return i < sizeof q8_known_names / sizeof q8_known_names[0] ? q8_known_names[i] : NULL;
+}
 
 #if defined(__x86_64__)
 // The OS saves and restores the opmask and full ZMM registers (XCR0 bits 1, 2, 5, 6, 7). libgcc's and compiler-rt's
@@ -97,6 +103,8 @@ int soundloc_kernels_select(const char *name_or_null) {
         const char *env = getenv("SOUNDLOC_KERNELS");
         if (env && *env) name = env, origin = " (from SOUNDLOC_KERNELS)";
     }
+    const soundloc_q8_gemm_impl *configured = __atomic_load_n(&q8_default, __ATOMIC_ACQUIRE);
+    if (!name && configured) name = configured->name, origin = " (configured)";
     const soundloc_q8_gemm_impl *chosen = NULL;
     if (name) {
         chosen = soundloc_kernels_impl(name);
@@ -106,7 +114,7 @@ int soundloc_kernels_select(const char *name_or_null) {
                 known |= strcmp(q8_known_names[i], name) == 0;
             if (!known)
                 return fail(SOUNDLOC_KERNELS_EUNKNOWN,
-                            "unknown kernel implementation '%s'%s: expected reference, avx2, avx512vnni, neon or neondot",
+                            "unknown kernel implementation '%s'%s: expected avx512vnni, avx2, neondot, neon or reference",
                             name, origin);
             return fail(SOUNDLOC_KERNELS_EUNSUPPORTED, "kernel implementation '%s'%s is not built for this architecture",
                         name, origin);
@@ -118,6 +126,45 @@ int soundloc_kernels_select(const char *name_or_null) {
             if (cpu_supports(q8_impls[i])) chosen = q8_impls[i];
     }
     __atomic_store_n(&q8_active, chosen, __ATOMIC_RELEASE);
+    return SOUNDLOC_KERNELS_OK;
+}
+
+const char *soundloc_kernels_cpu_features(void) {
+    static char text[160];
+    char *p = text, *end = text + sizeof text;
+#define FEATURE(cond, name) p += snprintf(p, (size_t)(end - p), "%s%s%s", p == text ? "" : " ", (cond) ? "" : "no ", name)
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    FEATURE(__builtin_cpu_supports("avx2"), "avx2");
+    FEATURE(__builtin_cpu_supports("fma"), "fma");
+    FEATURE(__builtin_cpu_supports("avx512bw"), "avx512bw");
+    FEATURE(__builtin_cpu_supports("avx512vnni") && os_saves_zmm(), "avx512vnni");
+#elif defined(__aarch64__) && defined(__linux__)
+    const unsigned long hw = getauxval(AT_HWCAP);
+    FEATURE(hw & HWCAP_ASIMD, "asimd");
+    FEATURE(hw & HWCAP_ASIMDDP, "asimddp (dot product)");
+#else
+    FEATURE(0, "SIMD features known to soundloc");
+#endif
+#undef FEATURE
+    return text;
+}
+
+int soundloc_kernels_set_default(const char *name_or_null) {
+    const soundloc_q8_gemm_impl *impl = NULL;
+    if (name_or_null) {
+        impl = soundloc_kernels_impl(name_or_null);
+        int known = 0;
+        for (size_t i = 0; soundloc_kernels_name(i); i++) known |= strcmp(soundloc_kernels_name(i), name_or_null) == 0;
+        if (!known)
+            return fail(SOUNDLOC_KERNELS_EUNKNOWN,
+                        "unknown kernel implementation '%s'%s: expected avx512vnni, avx2, neondot, neon or reference",
+                        name_or_null, "");
+        if (!impl || !cpu_supports(impl))
+            return fail(SOUNDLOC_KERNELS_EUNSUPPORTED, "kernel implementation '%s'%s is not supported by this CPU",
+                        name_or_null, "");
+    }
+    __atomic_store_n(&q8_default, impl, __ATOMIC_RELEASE);
     return SOUNDLOC_KERNELS_OK;
 }
 

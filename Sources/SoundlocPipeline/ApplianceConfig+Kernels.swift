@@ -6,16 +6,13 @@ extension ApplianceConfig {
     public var kernelProblem: String? {
         let name = engine.kernels
         guard name != "auto", !Int8Kernels.isSupported(name) else { return nil }
-        return "\(name) is not supported by this CPU (it runs: \(Int8Kernels.supportedNames.joined(separator: ", ")); auto picks the best)"
+        return "\(name) is not supported by this CPU (it runs: \(Int8Kernels.supportedNames.joined(separator: ", ")); auto picks the best; its features: \(Int8Kernels.cpuFeatures))"
     }
 
-    /// Makes `engine.kernels` the int8 kernels of this process before a model is loaded. `SOUNDLOC_KERNELS` in the
-    /// environment, when set, wins (and is left for the kernels to check); `auto` leaves the choice to them.
-    /// `file` labels the error.
+    /// Makes `engine.kernels` the int8 kernels of this process before a model is loaded (`auto`: the best the CPU
+    /// runs). `SOUNDLOC_KERNELS` in the environment, when set, still wins. `file` labels the error.
     public func applyKernelChoice(file: String) throws {
-        let name = engine.kernels
-        guard name != "auto", (ProcessInfo.processInfo.environment["SOUNDLOC_KERNELS"] ?? "").isEmpty else { return }
         if let kernelProblem { throw ConfigError(file: file, key: "engine.kernels", message: kernelProblem) }
-        setenv("SOUNDLOC_KERNELS", name, 1)
+        try Int8Kernels.setDefault(engine.kernels == "auto" ? nil : engine.kernels)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SoundlocEngine
 import SoundlocBase
 import SoundlocOutput
 import Yams
@@ -63,7 +64,7 @@ public struct ApplianceConfig: Equatable, Sendable {
     /// Config files (and texts) larger than this are refused unread; the shipped ones are under 2 KiB.
     public static let maxFileBytes = 64 * 1024
 
-    public static let kernelChoices = ["auto", "reference", "avx2", "avx512vnni", "neon", "neondot"]
+    public static let kernelChoices = ["auto"] + Int8Kernels.names
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// Loads and validates a config file; relative paths in it (the model, the socket) are taken from the working

@@ -55,7 +55,7 @@ struct InspectCommand: ParsableCommand {
         if let m = metadata, m.precision == .int8 {
             line("calibration: \(file.metadata["calibration_method"] ?? "?") on \(file.metadata["calibration_data"] ?? "?")")
             line("fp32 source checksum: \(file.metadata["fp32_checksum"] ?? "?")")
-            do { line("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=reference|avx2|avx512vnni|neon|neondot to force)") } catch {
+            do { line("int8 kernels: \(try Int8Kernels.activate()) (set SOUNDLOC_KERNELS=\(Int8Kernels.names.joined(separator: "|")) to force)") } catch {
                 line("int8 kernels: UNAVAILABLE: \(error)")
                 problems.append("\(error)")
             }

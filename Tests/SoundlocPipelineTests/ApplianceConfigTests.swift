@@ -1,4 +1,6 @@
 import Foundation
+import SoundlocDSOL
+import SoundlocEngine
 import SoundlocPipeline
 import SoundlocTestSupport
 import XCTest
@@ -217,5 +219,29 @@ extension ApplianceConfigTests {
         #endif
         XCTAssertTrue(config.kernelProblem?.contains("is not supported by this CPU (it runs: ") ?? false, "\(config.kernelProblem ?? "nil")")
         XCTAssertTrue(config.kernelProblem?.contains("reference") ?? false)
+        #if arch(x86_64)
+        XCTAssertTrue(config.kernelProblem?.contains("avx2") ?? false, "names the CPU's features: \(config.kernelProblem ?? "nil")")
+        #endif
+        XCTAssertThrowsError(try config.applyKernelChoice(file: "board.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("board.yaml: engine.kernels: "), "\(error)")
+        }
+    }
+
+    /// engine.kernels decides the kernels a model then loads with, unless SOUNDLOC_KERNELS overrides it.
+    func testKernelChoiceChangesTheKernelsUsed() throws {
+        try XCTSkipIf(!(ProcessInfo.processInfo.environment["SOUNDLOC_KERNELS"] ?? "").isEmpty, "SOUNDLOC_KERNELS is set and wins")
+        defer { try? Int8Kernels.setDefault(nil); _ = try? Int8Kernels.activate() }
+        let best = Int8Kernels.supportedNames[0]
+        var config = ApplianceConfig()
+        config.engine.kernels = "reference"
+        try config.applyKernelChoice(file: "board.yaml")
+        XCTAssertEqual(try Int8Kernels.activate(), "reference")
+        let shipped = Self.configs.deletingLastPathComponent().appendingPathComponent("Models/dsol-music-int8.safetensors").path
+        let model = try DSOLModel(path: shipped, threads: 1)
+        XCTAssertEqual(model.int8Kernel, "reference")
+        config.engine.kernels = "auto"
+        try config.applyKernelChoice(file: "board.yaml")
+        XCTAssertEqual(try Int8Kernels.activate(), best)
+        XCTAssertEqual(ApplianceConfig.kernelChoices, ["auto"] + Int8Kernels.names)
     }
 }

@@ -69,7 +69,16 @@ typedef struct soundloc_q8_gemm_impl {
 const soundloc_q8_gemm_impl *soundloc_kernels_impl(const char *name);
 /// 1 if the named implementation is built in and this CPU can run it, else 0.
 int soundloc_kernels_supported(const char *name);
-/// Selects the implementation: name, or NULL = $SOUNDLOC_KERNELS if set, else the best this CPU supports.
+/// The i-th implementation name of any architecture, best first ("avx512vnni", "avx2", "neondot", "neon",
+/// "reference"); NULL past the end.
+const char *soundloc_kernels_name(size_t i);
+/// The CPU's SIMD features the implementations depend on, e.g. "avx2 fma no avx512bw no avx512vnni".
+const char *soundloc_kernels_cpu_features(void);
+/// The choice selecting with NULL falls back to when $SOUNDLOC_KERNELS is unset (a board config's engine.kernels);
+/// NULL restores the best the CPU supports. Refuses (and keeps the old default) an unknown or unsupported name.
+int soundloc_kernels_set_default(const char *name_or_null);
+/// Selects the implementation: name, or NULL = $SOUNDLOC_KERNELS if set, else the configured default, else the best
+/// this CPU supports.
 /// Returns SOUNDLOC_KERNELS_OK or an error code (the previous selection stays); the message is in soundloc_kernels_error().
 int soundloc_kernels_select(const char *name_or_null);
 /// Message of the last failed soundloc_kernels_select on any thread ("" if none).

@@ -41,20 +41,34 @@ public struct KernelError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The name of the int8 kernel implementation in use (after `soundloc_kernels_select(NULL)`:
-/// $SOUNDLOC_KERNELS, else the best this CPU supports). Throws if $SOUNDLOC_KERNELS names an unusable one.
+/// The int8 kernel implementations: which exist, which this CPU runs, and which one is in use.
 public enum Int8Kernels {
+    /// Selects the implementation in use and returns its name: $SOUNDLOC_KERNELS if set, else the configured
+    /// default (`setDefault`), else the best this CPU supports. Throws if the forced choice is unusable.
     public static func activate() throws -> String {
         if soundloc_kernels_select(nil) != SOUNDLOC_KERNELS_OK {
             throw KernelError(description: "int8 kernels: " + String(cString: soundloc_kernels_error()))
         }
         return String(cString: soundloc_kernels_active_name())
     }
+    /// Makes `name` (nil: automatic) what `activate` picks when $SOUNDLOC_KERNELS is unset, e.g. a board
+    /// config's `engine.kernels`. Throws, keeping the previous default, for a name this CPU cannot run.
+    public static func setDefault(_ name: String?) throws {
+        if soundloc_kernels_set_default(name) != SOUNDLOC_KERNELS_OK {
+            throw KernelError(description: String(cString: soundloc_kernels_error()))
+        }
+    }
     public static var activeName: String { String(cString: soundloc_kernels_active_name()) }
-    /// Every implementation name `SOUNDLOC_KERNELS` takes, best first.
-    public static let names = ["avx512vnni", "avx2", "neondot", "neon", "reference"]
+    /// Every implementation name `SOUNDLOC_KERNELS` and `engine.kernels` take, best first (from the C target's list).
+    public static let names: [String] = {
+        var out = [String]()
+        while let name = soundloc_kernels_name(out.count) { out.append(String(cString: name)) }
+        return out
+    }()
     /// Whether `name` is built for this architecture and supported by this CPU.
     public static func isSupported(_ name: String) -> Bool { soundloc_kernels_supported(name) != 0 }
+    /// This CPU's SIMD features that decide which implementations it runs ("avx2 fma no avx512vnni ...").
+    public static var cpuFeatures: String { String(cString: soundloc_kernels_cpu_features()) }
     /// The implementations this CPU runs, best first (always ends with the reference).
     public static var supportedNames: [String] { names.filter(isSupported) }
     /// Register tile rows of the active implementation (row splits are multiples of it).
