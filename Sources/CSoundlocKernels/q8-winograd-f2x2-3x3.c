@@ -201,9 +201,10 @@ SL_AVX2 static void input_transform_avx2(const uint8_t *x, size_t h, size_t w, s
         }
 }
 
-// output_transform for 8 columns at a time (the scalar one finishes the last n mod 8).
+// output_transform for 8 columns at a time (the scalar one finishes the columns left over).
 SL_AVX2 static void output_transform_avx2(const int32_t *m, const int32_t *bias, size_t n, size_t npad, size_t tiles,
-                                          size_t tiles_w, size_t ty0, size_t ty1, size_t h, size_t w, int32_t *acc) {
+                                          size_t tiles_w, size_t ty0, size_t ty1, size_t h, size_t w, size_t nfirst,
+                                          size_t nlast, int32_t *acc) {
     for (size_t ty = ty0; ty < ty1; ty++)
         for (size_t tx = 0; tx < tiles_w; tx++) {
             const size_t tile = ty * tiles_w + tx;
@@ -212,7 +213,7 @@ SL_AVX2 static void output_transform_avx2(const int32_t *m, const int32_t *bias,
             const size_t y0 = 2 * ty, x0 = 2 * tx;
             int32_t *o00 = acc + (y0 * w + x0) * n, *o01 = o00 + n, *o10 = o00 + w * n, *o11 = o10 + n;
             const int has_x1 = x0 + 1 < w, has_y1 = y0 + 1 < h;
-            for (size_t j = 0; j + 8 <= n; j += 8) {
+            for (size_t j = nfirst; j + 8 <= nlast; j += 8) {
                 __m256i r0[4], r1[4];
                 for (int k = 0; k < 4; k++) {
                     const __m256i a = _mm256_loadu_si256((const __m256i *)(m0 + (size_t)k * step + j));
@@ -237,12 +238,12 @@ SL_AVX2 static void output_transform_avx2(const int32_t *m, const int32_t *bias,
 }
 #endif
 
-// The tiles [t0, t1) through every ξ: M[ξ][t][n] = Σ_c V[ξ][t][c]·U4[ξ][n][c].
+// The tiles [t0, t1) and panels [p0, p1) through every ξ: M[ξ][t][n] = Σ_c V[ξ][t][c]·U4[ξ][n][c].
 static void multiply(wino_ukernel uk, const int16_t *u, size_t npanels, size_t cpad, const int16_t *v, size_t tiles,
-                     size_t t0, size_t t1, int32_t *m) {
+                     size_t t0, size_t t1, size_t p0, size_t p1, int32_t *m) {
     const size_t npad = npanels * WINO_NR;
     for (size_t xi = 0; xi < 16; xi++)
-        for (size_t p = 0; p < npanels; p++) {
+        for (size_t p = p0; p < p1; p++) {
             const int16_t *up = u + (xi * npanels + p) * cpad * WINO_NR;
             for (size_t t = t0; t < t1; t += WINO_MR)
                 uk(t1 - t < WINO_MR ? t1 - t : WINO_MR, cpad, v + (xi * tiles + t) * cpad, up,
@@ -252,7 +253,7 @@ static void multiply(wino_ukernel uk, const int16_t *u, size_t npanels, size_t c
 
 // Aᵀ M A of every tile in rows [ty0, ty1), divided by 4, plus the bias: the int32 accumulators of those pixels.
 static void output_transform(const int32_t *m, const int32_t *bias, size_t n, size_t npad, size_t tiles, size_t tiles_w,
-                             size_t ty0, size_t ty1, size_t h, size_t w, size_t nfirst, int32_t *acc) {
+                             size_t ty0, size_t ty1, size_t h, size_t w, size_t nfirst, size_t nlast, int32_t *acc) {
     for (size_t ty = ty0; ty < ty1; ty++)
         for (size_t tx = 0; tx < tiles_w; tx++) {
             const size_t tile = ty * tiles_w + tx;
@@ -261,7 +262,7 @@ static void output_transform(const int32_t *m, const int32_t *bias, size_t n, si
             const size_t y0 = 2 * ty, x0 = 2 * tx;
             int32_t *o00 = acc + (y0 * w + x0) * n, *o01 = o00 + n, *o10 = o00 + w * n, *o11 = o10 + n;
             const int has_x1 = x0 + 1 < w, has_y1 = y0 + 1 < h;
-            for (size_t j = nfirst; j < n; j++) {
+            for (size_t j = nfirst; j < nlast; j++) {
                 uint32_t r0[4], r1[4];  // rows of Aᵀ M (wrapping)
                 for (int k = 0; k < 4; k++) {
                     const uint32_t a = (uint32_t)mx[k][j], b = (uint32_t)mx[4 + k][j], c = (uint32_t)mx[8 + k][j],
@@ -279,50 +280,99 @@ static void output_transform(const int32_t *m, const int32_t *bias, size_t n, si
         }
 }
 
-int soundloc_q8_wino_conv(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c, uint8_t a_zp,
-                          size_t ty0, size_t ty1, const soundloc_q8_requant *rq, uint8_t *y, void *workspace) {
+// One call's view of the packed weights and the workspace.
+typedef struct wino_run {
+    wino_ukernel uk;
+    size_t n, npad, cpad, tiles_h, tiles_w, tiles;
+    const int32_t *bias;
+    const int16_t *u;
+    int16_t *v;
+    int32_t *m, *acc;
+} wino_run;
+
+static int wino_begin(wino_run *r, int flavor, const void *packed, size_t h, size_t w, void *workspace) {
     const q8_packed_header *hd = q8_packed_check(packed, WINO_IMPL);
     if (!hd) return SOUNDLOC_KERNELS_EPACKED;
-    if (hd->k != c || !x || !y || !workspace || !rq || !rq->scale || h == 0 || w == 0) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t tiles_h = round_up(h, 2) / 2, tiles_w = round_up(w, 2) / 2, tiles = tiles_h * tiles_w;
-    if (ty0 > ty1 || ty1 > tiles_h) return SOUNDLOC_KERNELS_EINVAL;
-    if (ty0 == ty1) return SOUNDLOC_KERNELS_OK;
-    wino_ukernel uk = ukernel_scalar;
-#if defined(__x86_64__)
-    if (flavor != SOUNDLOC_WINO_SCALAR && soundloc_kernels_supported("avx2")) uk = ukernel_avx2;
-#endif
+    if (!workspace || h == 0 || w == 0) return SOUNDLOC_KERNELS_EINVAL;
     if (flavor != SOUNDLOC_WINO_SCALAR && flavor != SOUNDLOC_WINO_BEST) return SOUNDLOC_KERNELS_EINVAL;
-    const size_t n = hd->n, cpad = hd->kpad, npad = round_up(n, WINO_NR);
-    const int32_t *bias = (const int32_t *)((const uint8_t *)packed + Q8_HEADER_BYTES);
-    const int16_t *u = (const int16_t *)(bias + npad);
-    uint8_t *base = (uint8_t *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    int16_t *v = (int16_t *)base;
-    int32_t *m = (int32_t *)(base + 16 * tiles * cpad * sizeof(int16_t));
-    int32_t *acc = m + 16 * tiles * npad;
-
-    size_t cdone = 0, ndone = 0;
+    r->uk = ukernel_scalar;
 #if defined(__x86_64__)
-    if (uk == ukernel_avx2) {
-        input_transform_avx2(x, h, w, c, a_zp, ty0, ty1, tiles, tiles_w, cpad, v);
+    if (flavor == SOUNDLOC_WINO_BEST && soundloc_kernels_supported("avx2")) r->uk = ukernel_avx2;
+#endif
+    r->n = hd->n, r->cpad = hd->kpad, r->npad = round_up(r->n, WINO_NR);
+    r->tiles_h = round_up(h, 2) / 2, r->tiles_w = round_up(w, 2) / 2, r->tiles = r->tiles_h * r->tiles_w;
+    r->bias = (const int32_t *)((const uint8_t *)packed + Q8_HEADER_BYTES);
+    r->u = (const int16_t *)(r->bias + r->npad);
+    uint8_t *base = (uint8_t *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    r->v = (int16_t *)base;
+    r->m = (int32_t *)(base + 16 * r->tiles * r->cpad * sizeof(int16_t));
+    r->acc = r->m + 16 * r->tiles * r->npad;
+    return SOUNDLOC_KERNELS_OK;
+}
+
+static void wino_transform(const wino_run *r, const uint8_t *x, size_t h, size_t w, size_t c, uint8_t zp, size_t ty0,
+                           size_t ty1) {
+    size_t cdone = 0;
+#if defined(__x86_64__)
+    if (r->uk == ukernel_avx2) {
+        input_transform_avx2(x, h, w, c, zp, ty0, ty1, r->tiles, r->tiles_w, r->cpad, r->v);
         cdone = c / 16 * 16;
     }
 #endif
-    if (cdone < cpad) input_transform(x, h, w, c, a_zp, ty0, ty1, tiles, tiles_w, cpad, cdone, v);
-    multiply(uk, u, npad / WINO_NR, cpad, v, tiles, ty0 * tiles_w, ty1 * tiles_w, m);
-#if defined(__x86_64__)
-    if (uk == ukernel_avx2) {
-        output_transform_avx2(m, bias, n, npad, tiles, tiles_w, ty0, ty1, h, w, acc);
-        ndone = n / 8 * 8;
-    }
-#endif
-    if (ndone < n) output_transform(m, bias, n, npad, tiles, tiles_w, ty0, ty1, h, w, ndone, acc);
-    const size_t p0 = 2 * ty0 * w, p1 = (2 * ty1 < h ? 2 * ty1 : h) * w;
+    if (cdone < r->cpad) input_transform(x, h, w, c, zp, ty0, ty1, r->tiles, r->tiles_w, r->cpad, cdone, r->v);
+}
+
+// Tile rows [ty0, ty1), columns [n0, n1) (n0 a multiple of 16): products, output transform, requantisation.
+static void wino_finish(const wino_run *r, size_t h, size_t w, size_t ty0, size_t ty1, size_t n0, size_t n1,
+                        const soundloc_q8_requant *rq, uint8_t *y) {
+    multiply(r->uk, r->u, r->npad / WINO_NR, r->cpad, r->v, r->tiles, ty0 * r->tiles_w, ty1 * r->tiles_w, n0 / WINO_NR,
+             round_up(n1, WINO_NR) / WINO_NR, r->m);
+    size_t ndone = n0;
     void (*requant)(size_t, size_t, const int32_t *, size_t, size_t, size_t, const soundloc_q8_requant *, uint8_t *,
                     size_t) = q8_requant_rows_scalar;
 #if defined(__x86_64__)
-    if (uk == ukernel_avx2) requant = q8_requant_rows_avx2;
+    if (r->uk == ukernel_avx2) {
+        output_transform_avx2(r->m, r->bias, r->n, r->npad, r->tiles, r->tiles_w, ty0, ty1, h, w, n0, n1, r->acc);
+        ndone = n0 + (n1 - n0) / 8 * 8;
+        requant = q8_requant_rows_avx2;
+    }
 #endif
-    requant(p1 - p0, n, acc + p0 * n, n, p0, 0, rq, y + p0 * n, n);
+    if (ndone < n1) output_transform(r->m, r->bias, r->n, r->npad, r->tiles, r->tiles_w, ty0, ty1, h, w, ndone, n1, r->acc);
+    const size_t p0 = 2 * ty0 * w, p1 = (2 * ty1 < h ? 2 * ty1 : h) * w, n = r->n;
+    requant(p1 - p0, n1 - n0, r->acc + p0 * n + n0, n, p0, n0, rq, y + p0 * n + n0, n);
+}
+
+int soundloc_q8_wino_conv(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c, uint8_t a_zp,
+                          size_t ty0, size_t ty1, const soundloc_q8_requant *rq, uint8_t *y, void *workspace) {
+    wino_run r;
+    int rc = wino_begin(&r, flavor, packed, h, w, workspace);
+    if (rc) return rc;
+    if (((const q8_packed_header *)packed)->k != c || !x || !y || !rq || !rq->scale) return SOUNDLOC_KERNELS_EINVAL;
+    if (ty0 > ty1 || ty1 > r.tiles_h) return SOUNDLOC_KERNELS_EINVAL;
+    if (ty0 == ty1) return SOUNDLOC_KERNELS_OK;
+    wino_transform(&r, x, h, w, c, a_zp, ty0, ty1);
+    wino_finish(&r, h, w, ty0, ty1, 0, r.n, rq, y);
+    return SOUNDLOC_KERNELS_OK;
+}
+
+int soundloc_q8_wino_transform(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c,
+                               uint8_t a_zp, size_t ty0, size_t ty1, void *workspace) {
+    wino_run r;
+    int rc = wino_begin(&r, flavor, packed, h, w, workspace);
+    if (rc) return rc;
+    if (((const q8_packed_header *)packed)->k != c || !x) return SOUNDLOC_KERNELS_EINVAL;
+    if (ty0 > ty1 || ty1 > r.tiles_h) return SOUNDLOC_KERNELS_EINVAL;
+    if (ty0 < ty1) wino_transform(&r, x, h, w, c, a_zp, ty0, ty1);
+    return SOUNDLOC_KERNELS_OK;
+}
+
+int soundloc_q8_wino_finish(int flavor, const void *packed, size_t h, size_t w, size_t n0, size_t n1,
+                            const soundloc_q8_requant *rq, uint8_t *y, void *workspace) {
+    wino_run r;
+    int rc = wino_begin(&r, flavor, packed, h, w, workspace);
+    if (rc) return rc;
+    if (!y || !rq || !rq->scale || n0 > n1 || n1 > r.n || (n0 % WINO_NR && n0 < n1)) return SOUNDLOC_KERNELS_EINVAL;
+    if (n0 < n1) wino_finish(&r, h, w, 0, r.tiles_h, n0, n1, rq, y);
     return SOUNDLOC_KERNELS_OK;
 }
 

@@ -72,14 +72,18 @@ final class Int8ConvTests: XCTestCase {
                 xb.pointer.update(from: x, count: x.count)
                 let xt = QTensor(data: xb.pointer, height: c.h, width: c.w, channels: c.cin)
                 let yt = QTensor(data: yb.pointer, height: oh, width: ow, channels: c.cout)
-                // Three pieces, as three workers would run them.
+                // Three pieces per phase, as three workers would run them.
                 let resBuffer = res.map { r -> ByteBuffer in
                     let b = ByteBuffer(count: r.count)
                     b.pointer.update(from: r, count: r.count)
                     return b
                 }
-                for part in 0..<3 {
-                    conv.run(xt, into: yt, residual: resBuffer.map { UnsafePointer($0.pointer) }, workspace: ws.pointer, part: part, of: 3)
+                XCTAssertEqual(conv.phaseCount(parts: 3), winograd ? 2 : 1)
+                for phase in 0..<conv.phaseCount(parts: 3) {
+                    for part in 0..<3 {
+                        conv.run(xt, into: yt, residual: resBuffer.map { UnsafePointer($0.pointer) }, workspace: ws.pointer,
+                                 phase: phase, part: part, of: 3)
+                    }
                 }
                 let got = Array(UnsafeBufferPointer(start: yb.pointer, count: expected.count))
                 let mismatches = zip(got, expected).filter { $0 != $1 }.count

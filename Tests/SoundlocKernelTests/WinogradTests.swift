@@ -32,6 +32,35 @@ final class WinogradTests: XCTestCase {
         return y
     }
 
+    /// The two-phase form: the input transform over `rowSplits` of the tile rows, then the output over `columnSplits`.
+    func twoPhaseOutput(_ t: Case, flavor: Int32, rowSplits: [Range<Int>], columnSplits: [Range<Int>], x: [UInt8], w: [Int8],
+                        bias: [Int32], rq: soundloc_q8_requant) -> [UInt8] {
+        var packed = [UInt8](repeating: 0, count: soundloc_q8_wino_packed_size(t.n, t.c))
+        _ = w.withUnsafeBufferPointer { wp in
+            bias.withUnsafeBufferPointer { bp in packed.withUnsafeMutableBytes { soundloc_q8_wino_pack_weights(t.n, t.c, wp.baseAddress, bp.baseAddress, $0.baseAddress) } }
+        }
+        var workspace = [UInt8](repeating: 0x5A, count: soundloc_q8_wino_workspace_size(t.h, t.w, t.c, t.n))
+        var y = [UInt8](repeating: 0xA5, count: t.h * t.w * t.n + 1)
+        var rq = rq
+        packed.withUnsafeBytes { pp in
+            workspace.withUnsafeMutableBytes { ws in
+                for s in rowSplits {
+                    let rc = x.withUnsafeBufferPointer {
+                        soundloc_q8_wino_transform(flavor, pp.baseAddress, $0.baseAddress, t.h, t.w, t.c, t.zp, s.lowerBound, s.upperBound, ws.baseAddress)
+                    }
+                    XCTAssertEqual(rc, SOUNDLOC_KERNELS_OK)
+                }
+                for s in columnSplits {
+                    let rc = y.withUnsafeMutableBufferPointer {
+                        soundloc_q8_wino_finish(flavor, pp.baseAddress, t.h, t.w, s.lowerBound, s.upperBound, &rq, $0.baseAddress, ws.baseAddress)
+                    }
+                    XCTAssertEqual(rc, SOUNDLOC_KERNELS_OK)
+                }
+            }
+        }
+        return y
+    }
+
     /// Runs the Winograd conv over `splits` of the tile rows (each a separate call on one workspace) into a buffer
     /// pre-filled with 0xA5 plus a spare byte, so a write outside the output shows.
     func winogradOutput(_ t: Case, flavor: Int32, splits: [Range<Int>], x: [UInt8], w: [Int8], bias: [Int32],
@@ -96,6 +125,14 @@ final class WinogradTests: XCTestCase {
                             XCTAssertEqual(Array(got.prefix(expected.count)), expected, "\(t) flavour \(flavor) splits \(splits)")
                             XCTAssertEqual(got.last, 0xA5, "\(t): wrote past the output")
                         }
+                        let panels = stride(from: 0, to: t.n, by: 16).map { $0..<min(t.n, $0 + 16) }
+                        let halves = [0..<min(t.n, (t.n / 32) * 16), min(t.n, (t.n / 32) * 16)..<t.n]
+                        for columnSplits in [[0..<t.n], panels, halves] {
+                            let got = twoPhaseOutput(t, flavor: flavor, rowSplits: [0..<tileRows / 2, tileRows / 2..<tileRows],
+                                                     columnSplits: columnSplits, x: x, w: w, bias: bias, rq: rq)
+                            XCTAssertEqual(Array(got.prefix(expected.count)), expected, "\(t) flavour \(flavor) two phases, columns \(columnSplits)")
+                            XCTAssertEqual(got.last, 0xA5, "\(t): wrote past the output")
+                        }
                     }
                 }
             }
@@ -135,5 +172,21 @@ final class WinogradTests: XCTestCase {
         var gemmPacked = packed
         gemmPacked[4] ^= 0xFF  // the implementation tag
         XCTAssertEqual(conv(gemmPacked, c: 8, 0, 3), SOUNDLOC_KERNELS_EPACKED)
+        scale.withUnsafeBufferPointer { sp in
+            var rq = soundloc_q8_requant(scale: sp.baseAddress, out_zp: 0, qmin: 0, qmax: 255, residual: nil, residual_stride: 0,
+                                         residual_zp: 0, residual_mult: 0)
+            packed.withUnsafeBytes { pp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    ws.withUnsafeMutableBytes { w in
+                        XCTAssertEqual(soundloc_q8_wino_finish(0, pp.baseAddress, 6, 6, 0, 5, &rq, yp.baseAddress, w.baseAddress),
+                                       SOUNDLOC_KERNELS_EINVAL, "only 4 columns")
+                        XCTAssertEqual(soundloc_q8_wino_finish(0, pp.baseAddress, 6, 6, 1, 4, &rq, yp.baseAddress, w.baseAddress),
+                                       SOUNDLOC_KERNELS_EINVAL, "columns start on a 16-column panel")
+                        XCTAssertEqual(soundloc_q8_wino_finish(0, pp.baseAddress, 6, 6, 0, 4, &rq, yp.baseAddress, w.baseAddress),
+                                       SOUNDLOC_KERNELS_OK)
+                    }
+                }
+            }
+        }
     }
 }

@@ -228,6 +228,13 @@ static void winograd_case(size_t h, size_t wd, size_t c, size_t n, uint8_t zp, i
         snprintf(d, sizeof d, "%s %zux%zux%zu->%zu zp%u%s%s", f ? "scalar" : "best", h, wd, c, n, zp,
                  extreme ? " extreme" : "", residual ? " residual" : "");
         check(rc == 0 && !memcmp(y0, y1, m * n) && y1[m * n] == 0xA5, "winograd equals the reference convolution", d);
+        // The two-phase form threads use: transform by tile rows, then the output in 16-column panels.
+        memset(y1, 0xA5, m * n + 1);
+        rc |= soundloc_q8_wino_transform(flavors[f], pw, x, h, wd, c, zp, 0, tiles_h / 2, ws);
+        rc |= soundloc_q8_wino_transform(flavors[f], pw, x, h, wd, c, zp, tiles_h / 2, tiles_h, ws);
+        for (size_t n0 = 0; n0 < n; n0 += 16)
+            rc |= soundloc_q8_wino_finish(flavors[f], pw, h, wd, n0, n0 + 16 < n ? n0 + 16 : n, &rq, y1, ws);
+        check(rc == 0 && !memcmp(y0, y1, m * n) && y1[m * n] == 0xA5, "two-phase winograd equals the reference", d);
     }
     free(x), free(col), free(res), free(y0), free(y1), free(w), free(bias), free(scale), free(pr), free(pw), free(ws);
 }

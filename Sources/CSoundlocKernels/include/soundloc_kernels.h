@@ -112,6 +112,14 @@ size_t soundloc_q8_wino_workspace_size(size_t h, size_t w, size_t c, size_t n);
 /// laid out like y).
 int soundloc_q8_wino_conv(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c, uint8_t a_zp,
                           size_t ty0, size_t ty1, const soundloc_q8_requant *rq, uint8_t *y, void *workspace);
+/// The same work in two phases split another way, for threads: first the input transform of tile rows [ty0, ty1)
+/// (phase 1; every tile row must be done, by any split, before phase 2 starts), then output columns [n0, n1) of every
+/// pixel (phase 2; n0 a multiple of 16 unless the range is empty, so each thread reads only its columns' weights).
+/// Same result.
+int soundloc_q8_wino_transform(int flavor, const void *packed, const uint8_t *x, size_t h, size_t w, size_t c,
+                               uint8_t a_zp, size_t ty0, size_t ty1, void *workspace);
+int soundloc_q8_wino_finish(int flavor, const void *packed, size_t h, size_t w, size_t n0, size_t n1,
+                            const soundloc_q8_requant *rq, uint8_t *y, void *workspace);
 
 /// NHWC uint8 im2col of output pixels [m0,m1) (m = oy·out_w + ox): row m, K = kh·kw·c in (ky,kx,c) order,
 /// written to out + m·ldo; taps outside the input read pad_value (the activation zero point).

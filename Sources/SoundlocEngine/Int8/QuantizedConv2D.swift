@@ -142,18 +142,40 @@ public final class QuantizedConv2D {
         return oh * ow * kernel * kernel * inChannels
     }
 
-    /// Piece `part` of `parts` of the output (in whole register tiles, or whole Winograd tile rows); the pieces may
-    /// run concurrently on one workspace. `residual` must be laid out like the output and quantised with `self.residual`.
+    /// How many phases a run split in `parts` pieces takes; the pieces of one phase may run concurrently, and each
+    /// phase must be finished before the next starts. A Winograd layer split for threads first transforms its input
+    /// by tile rows, then computes its output by columns, so each thread reads only its share of the weights.
+    public func phaseCount(parts: Int) -> Int { isWinograd && parts > 1 ? 2 : 1 }
+
+    /// Piece `part` of `parts` of phase `phase` (in whole register tiles, Winograd tile rows or 16-column panels),
+    /// on one workspace shared by the pieces. `residual` must be laid out like the output and quantised with
+    /// `self.residual`.
     public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
-                    part: Int, of parts: Int) {
-        if isWinograd {
-            let tileRows = (y.height + 1) / 2, chunk = (tileRows + parts - 1) / parts
-            runWinograd(x, into: y, residual: r, workspace: workspace, tileRows: min(tileRows, part * chunk), min(tileRows, (part + 1) * chunk))
-        } else {
-            let m = y.pixels, quantum = max(1, Int8Kernels.tileRows)
-            let chunk = ((m + parts - 1) / parts + quantum - 1) / quantum * quantum
-            run(x, into: y, residual: r, workspace: workspace, rows: min(m, part * chunk), min(m, (part + 1) * chunk))
+                    phase: Int = 0, part: Int, of parts: Int) {
+        func share(_ count: Int, quantum: Int) -> (Int, Int) {
+            let chunk = ((count + parts - 1) / parts + quantum - 1) / quantum * quantum
+            return (min(count, part * chunk), min(count, (part + 1) * chunk))
         }
+        guard isWinograd else {
+            let (m0, m1) = share(y.pixels, quantum: max(1, Int8Kernels.tileRows))
+            run(x, into: y, residual: r, workspace: workspace, rows: m0, m1)
+            return
+        }
+        guard let workspace else { preconditionFailure("a Winograd conv needs its workspace") }
+        let zp = UInt8(input.zeroPoint), flavor = Int32(SOUNDLOC_WINO_BEST)
+        let rc: Int32
+        if parts == 1 {
+            var rq = requantisation(residual: r)
+            rc = soundloc_q8_wino_conv(flavor, packed, x.data, x.height, x.width, x.channels, zp, 0, (y.height + 1) / 2, &rq, y.data, workspace)
+        } else if phase == 0 {
+            let (t0, t1) = share((y.height + 1) / 2, quantum: 1)
+            rc = soundloc_q8_wino_transform(flavor, packed, x.data, x.height, x.width, x.channels, zp, t0, t1, workspace)
+        } else {
+            var rq = requantisation(residual: r)
+            let (n0, n1) = share(outChannels, quantum: 16)
+            rc = soundloc_q8_wino_finish(flavor, packed, y.height, y.width, n0, n1, &rq, y.data, workspace)
+        }
+        precondition(rc == SOUNDLOC_KERNELS_OK, "q8 Winograd conv failed with code \(rc)")
     }
 
     private func requantisation(residual r: UnsafePointer<UInt8>?) -> soundloc_q8_requant {
@@ -169,16 +191,6 @@ public final class QuantizedConv2D {
             rq.residual_mult = res.scale / output.scale
         }
         return rq
-    }
-
-    private func runWinograd(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?,
-                             workspace: UnsafeMutablePointer<UInt8>?, tileRows t0: Int, _ t1: Int) {
-        guard t1 > t0 else { return }
-        guard let workspace else { preconditionFailure("a Winograd conv needs its workspace") }
-        var rq = requantisation(residual: r)
-        let rc = soundloc_q8_wino_conv(SOUNDLOC_WINO_BEST, packed, x.data, x.height, x.width, x.channels, UInt8(input.zeroPoint),
-                                       t0, t1, &rq, y.data, workspace)
-        precondition(rc == SOUNDLOC_KERNELS_OK, "q8 Winograd conv failed with code \(rc)")
     }
 
     /// Output rows (pixels) [m0, m1) of the GEMM path: im2col of those rows, then their GEMM. Disjoint ranges may

@@ -29,7 +29,7 @@ public final class QuantizedResNet18S5: BackboneTrunk {
     private let storage: [ByteBuffer]
     private let workspace: ByteBuffer
     private var pool: WorkerPool?
-    private var current = 0
+    private var current = 0, currentPhase = 0
 
     /// The trunk's tensor list in an int8 file.
     public static func tensorSpecs(prefix: String, inChannels: Int, width: Int) -> [TensorSpec] {
@@ -149,35 +149,40 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         pool = nil
         if threads > 1 {
             let p = WorkerPool(parts: threads), parts = threads
-            p.setWork { [unowned self] part in self.runStep(self.current, part: part, of: parts) }
+            p.setWork { [unowned self] part in self.runStep(self.current, phase: self.currentPhase, part: part, of: parts) }
             pool = p
         }
     }
 
     public var outputShape: (height: Int, width: Int, channels: Int) { (output.height, output.width, output.channels) }
 
-    private func runStep(_ i: Int, part: Int, of parts: Int) {
+    private func runStep(_ i: Int, phase: Int, part: Int, of parts: Int) {
         steps.withUnsafeBufferPointer { steps in
             let s = steps[i]
             if let c = s.conv {
-                c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, part: part, of: parts)
+                c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, phase: phase, part: part, of: parts)
             } else if let p = s.pool, part == 0 {
                 Self.maxPool(p, s.from, into: s.to)
             }
         }
     }
 
+    /// Step `i`: a convolution's phases each split over the pool, anything else on this thread.
+    @inline(__always)
+    private func runStepOnPool(_ i: Int) {
+        let conv = steps.withUnsafeBufferPointer { $0[i].conv }
+        guard let pool, let conv else { return runStep(i, phase: 0, part: 0, of: 1) }
+        current = i
+        for phase in 0..<conv.phaseCount(parts: pool.parts) {
+            currentPhase = phase
+            pool.run()
+        }
+    }
+
     /// Runs the trunk on `input`; returns `output`.
     @discardableResult
     public func forward() -> QTensor {
-        for i in 0..<steps.count {
-            if let pool, steps.withUnsafeBufferPointer({ $0[i].conv != nil }) {
-                current = i
-                pool.run()
-            } else {
-                runStep(i, part: 0, of: 1)
-            }
-        }
+        for i in 0..<steps.count { runStepOnPool(i) }
         return output
     }
 
@@ -239,12 +244,7 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         var out = [(layer: String, seconds: Double)]()
         for (i, s) in steps.enumerated() {
             let start = DispatchTime.now().uptimeNanoseconds
-            if let pool, s.conv != nil {
-                current = i
-                pool.run()
-            } else {
-                runStep(i, part: 0, of: 1)
-            }
+            runStepOnPool(i)
             let what: String
             if let c = s.conv {
                 what = "q8 conv \(c.kernel)x\(c.kernel)/\(c.stride)\(s.residual != nil ? "+res" : "") "
