@@ -86,6 +86,25 @@ size_t soundloc_conv_out_size(size_t in, size_t kernel, size_t stride, size_t pa
     return (in + pad_begin + pad_end - kernel) / stride + 1;
 }
 
+// memcpy for the short runs of the stems' im2col (21 and 7 bytes a kernel row): fixed-size pieces the compiler turns
+// into a few loads and stores, overlapping when the length is not a power of two, instead of a libc call per run.
+static inline void copy_run(uint8_t *dst, const uint8_t *src, size_t n) {
+    if (n > 32) {
+        memcpy(dst, src, n);
+    } else if (n >= 16) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    }
+}
+
 void soundloc_u8_im2col_nhwc(const uint8_t *x, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t stride_h,
                              size_t stride_w, size_t pad_top, size_t pad_left, size_t out_w, uint8_t pad_value,
                              size_t m0, size_t m1, uint8_t *out, size_t ldo) {
@@ -104,10 +123,10 @@ void soundloc_u8_im2col_nhwc(const uint8_t *x, size_t h, size_t w, size_t c, siz
             size_t kx_hi = ix0 + (ptrdiff_t)kw > (ptrdiff_t)w ? (size_t)((ptrdiff_t)w - ix0) : kw;
             if (kx_lo > kw) kx_lo = kw;
             if (kx_hi < kx_lo) kx_hi = kx_lo;
-            memset(dst, pad_value, kx_lo * c);
-            if (kx_hi > kx_lo) memcpy(dst + kx_lo * c, x + ((size_t)iy * w + (size_t)(ix0 + (ptrdiff_t)kx_lo)) * c,
-                                      (kx_hi - kx_lo) * c);
-            memset(dst + kx_hi * c, pad_value, (kw - kx_hi) * c);
+            if (kx_lo) memset(dst, pad_value, kx_lo * c);
+            if (kx_hi > kx_lo) copy_run(dst + kx_lo * c, x + ((size_t)iy * w + (size_t)(ix0 + (ptrdiff_t)kx_lo)) * c,
+                                        (kx_hi - kx_lo) * c);
+            if (kx_hi < kw) memset(dst + kx_hi * c, pad_value, (kw - kx_hi) * c);
         }
     }
 }

@@ -191,6 +191,8 @@ final class Q8GemmTests: XCTestCase {
         var rng = KernelRandom(seed: 0x5EED_0003)
         let cases: [(h: Int, w: Int, cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, zp: UInt8)] = [
             (9, 7, 3, 5, 3, 1, 1, 0), (11, 8, 4, 17, 7, 2, 3, 37), (6, 6, 16, 33, 1, 2, 0, 0), (5, 4, 2, 3, 3, 2, 1, 200),
+            // Kernel-row runs of every length class of the short copies: 3 (and 1, 2 at the edges), 7, 21, 48 bytes.
+            (7, 9, 1, 4, 3, 1, 1, 5), (13, 10, 1, 6, 7, 2, 3, 0), (15, 14, 3, 8, 7, 2, 3, 11), (5, 5, 16, 4, 3, 1, 1, 0),
         ]
         for t in cases {
             let oh = soundloc_conv_out_size(t.h, t.kernel, t.stride, t.pad, t.pad)

@@ -279,6 +279,9 @@ int main(int argc, char **argv) {
         conv_case(impl, 9, 7, 3, 5, 3, 1, 1, 0);
         conv_case(impl, 11, 8, 4, 17, 7, 2, 3, 37);
         conv_case(impl, 6, 6, 16, 33, 1, 2, 0, 0);
+        conv_case(impl, 7, 9, 1, 4, 3, 1, 1, 5);     // 3-byte kernel-row runs (1 and 2 at the edges)
+        conv_case(impl, 13, 10, 1, 6, 7, 2, 3, 0);   // the audio stem's 7
+        conv_case(impl, 15, 14, 3, 8, 7, 2, 3, 11);  // the vision stem's 21
     }
     winograd_case(7, 5, 17, 33, 113, 0, 1);
     winograd_case(6, 6, 64, 64, 0, 0, 1);
