@@ -88,14 +88,19 @@ public struct ProcessedFrame {
 /// Captures audio and video on their own threads, pairs each processed frame with the 1-s audio window
 /// ending at its capture time, runs the model, interprets the maps and publishes a report.
 /// When inference falls behind, frames are dropped and counted; nothing queues without bound.
-public final class Pipeline: @unchecked Sendable {
+///
+/// Threads (docs/THREADING.md): `run()` starts an audio and a video capture thread and runs the inference loop on
+/// the calling thread (in lockstep mode it does everything itself); it returns once both capture threads have
+/// ended. The wiring (sinks, observers) is fixed at construction, so nothing the threads read changes under them.
+public final class Pipeline: @unchecked Sendable {  // unchecked: mutable state guarded by audioLock/stateLock or confined to the processing thread, as marked below
     public let options: PipelineOptions
-    public var sinks: [ReportSink] = []
-    /// Called on the inference thread after each processed frame.
-    public var onFrame: ((ProcessedFrame) -> Void)?
-    /// The pipeline's heartbeat: called on the inference thread every time round its loop, at least every half
+    /// Where reports and device STATUS go; called on the processing thread (STATUS also on capture threads).
+    public let sinks: [ReportSink]
+    /// Called on the processing thread after each processed frame.
+    public let onFrame: (@Sendable (ProcessedFrame) -> Void)?
+    /// The pipeline's heartbeat: called on the processing thread every time round its loop, at least every half
     /// second while it runs (with or without frames), never while it is stuck. systemd's watchdog hangs on it.
-    public var onHeartbeat: (() -> Void)?
+    public let onHeartbeat: (@Sendable () -> Void)?
 
     private let audio: AudioSource
     private let video: VideoSource
@@ -110,17 +115,20 @@ public final class Pipeline: @unchecked Sendable {
     private var audioEnded = false
 
     private let frames = LatestSlot<VideoFrame>()
-    private let stateLock = NSLock()  // guards statistics and stopping
+    private let stateLock = NSCondition()  // guards statistics and stopping; broadcast by stop() to end reopen back-offs
     private var statistics = PipelineStatistics()
     private var stopping = false
 
+    // Processing thread only (the inference loop, or run()'s thread in lockstep): the buffers, the preprocessor, the sequence.
     private let window: UnsafeMutableBufferPointer<Float>
     private var image: UnsafeMutableBufferPointer<Float>
     private var preprocessor: ImagePreprocessor?
     private var sequence: UInt64 = 0
 
+    /// `sinks` get every report and STATUS; `onFrame` every processed frame; `onHeartbeat` every turn of the loop.
     public init(audio: AudioSource, video: VideoSource, model: Localizer, options: PipelineOptions = PipelineOptions(),
-                logger: Logger) throws {
+                sinks: [ReportSink] = [], onFrame: (@Sendable (ProcessedFrame) -> Void)? = nil,
+                onHeartbeat: (@Sendable () -> Void)? = nil, logger: Logger) throws {
         let features = try model.metadata.logMelConfig()
         guard audio.sampleRate == features.sampleRate else {
             throw PipelineError.mismatch("audio source runs at \(audio.sampleRate) Hz, the model expects \(features.sampleRate) Hz")
@@ -129,6 +137,9 @@ public final class Pipeline: @unchecked Sendable {
         self.video = video
         self.model = model
         self.options = options
+        self.sinks = sinks
+        self.onFrame = onFrame
+        self.onHeartbeat = onHeartbeat
         self.logger = logger
         stream = try StreamingLogMel(config: features, history: 1.0)
         timeline = AudioTimeline(sampleRate: features.sampleRate)
@@ -154,7 +165,7 @@ public final class Pipeline: @unchecked Sendable {
 
     /// Asks the pipeline to finish; `run()` returns soon after. Safe from any thread or a signal handler queue.
     public func stop() {
-        stateLock.withLock { stopping = true }
+        stateLock.withLock { stopping = true; stateLock.broadcast() }
         frames.close()
         audioLock.lock(); audioLock.broadcast(); audioLock.unlock()
     }
@@ -170,19 +181,39 @@ public final class Pipeline: @unchecked Sendable {
         if options.lockstep {
             try runLockstep()
         } else {
-            let audioThread = Thread { [self] in audioLoop() }
-            let videoThread = Thread { [self] in videoLoop() }
-            audioThread.name = "soundloc-audio"; videoThread.name = "soundloc-video"
-            audioThread.start(); videoThread.start()
+            let captureThreads = DispatchGroup()
+            Self.startThread("soundloc-audio", in: captureThreads) { [self] in audioLoop() }
+            Self.startThread("soundloc-video", in: captureThreads) { [self] in videoLoop() }
             inferenceLoop()
             stop()
-            // Capture threads notice `stopping` within one read timeout; wait so sources are not closed under them.
-            while audioThread.isExecuting || videoThread.isExecuting { Thread.sleep(forTimeInterval: 0.005) }
+            // Capture threads notice `stopping` within one read timeout; join them so sources are not closed under them.
+            captureThreads.wait()
         }
         return currentStatistics
     }
 
     // MARK: capture threads
+
+    /// Starts a named thread running `body`; `group` is left when it returns, so `group.wait()` joins it.
+    private static func startThread(_ name: String, in group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+        group.enter()
+        let thread = Thread {
+            body()
+            group.leave()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Marks the audio as over (the source ended or failed for good) and wakes a frame waiting for its window.
+    private func markAudioEnded() {
+        audioLock.withLock {
+            audioEnded = true
+            audioLock.broadcast()
+        }
+    }
+
+    private var isAudioEnded: Bool { audioLock.withLock { audioEnded } }
 
     private func audioLoop() {
         let period = max(1, audio.sampleRate / 50)
@@ -190,7 +221,7 @@ public final class Pipeline: @unchecked Sendable {
         while !isStopping {
             do {
                 guard let block = try audio.read(maxFrames: period) else {
-                    audioLock.withLock { audioEnded = true; audioLock.broadcast() }
+                    markAudioEnded()
                     return
                 }
                 if attempt > 0 { attempt = 0; announce(.audio, .recovered, "audio capture recovered") }
@@ -203,7 +234,7 @@ public final class Pipeline: @unchecked Sendable {
                     announce(.audio, .failed, "\(error)")
                 }
                 guard let device = audio as? Reopenable else {
-                    audioLock.withLock { audioEnded = true; audioLock.broadcast() }
+                    markAudioEnded()
                     return
                 }
                 attempt = reopen(device, attempt: attempt, what: "audio")
@@ -242,8 +273,11 @@ public final class Pipeline: @unchecked Sendable {
         let delays = options.reopenBackoffSeconds
         let delay = delays.isEmpty ? 1 : delays[min(attempt, delays.count - 1)]
         let deadline = Date(timeIntervalSinceNow: delay)
-        while Date() < deadline && !isStopping { Thread.sleep(forTimeInterval: min(0.05, delay)) }
-        guard !isStopping else { return attempt + 1 }
+        let stopped: Bool = stateLock.withLock {
+            while !stopping && stateLock.wait(until: deadline) {}  // stop() broadcasts
+            return stopping
+        }
+        guard !stopped else { return attempt + 1 }
         do {
             try device.reopen()
             logger.info("\(what) device reopened", metadata: ["attempt": "\(attempt + 1)"])
@@ -309,12 +343,12 @@ public final class Pipeline: @unchecked Sendable {
             stateLock.withLock { statistics.framesCaptured += 1 }
             let captured = frame.captureTimeNanos!
             // Pull audio until the window ending at this frame is complete (or the audio ends).
-            while !audioEnded {
+            while !isAudioEnded {
                 let (needed, have) = audioLock.withLock { () -> (Int64?, Int64?) in
                     (timeline.sampleIndex(at: captured), stream.latestWindowEnd)
                 }
                 if let needed, let have, have >= needed { break }
-                guard let block = try audio.read(maxFrames: 1600) else { audioEnded = true; break }
+                guard let block = try audio.read(maxFrames: 1600) else { markAudioEnded(); break }
                 ingest(block)
             }
             // Frames past the end of the audio have no window of their own: the replay is over.

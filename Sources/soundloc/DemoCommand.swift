@@ -59,10 +59,14 @@ struct DemoCommand: ParsableCommand {
                          part.sounding.isEmpty ? "nothing (silence)" : part.sounding.joined(separator: " + ")))
         }
         let fps = 25.0
+        var made: DemoRecorder?
         let session = try ApplianceSession(settings: settings, audioFile: "\(clip)/clip.wav", videoFile: "\(clip)/scene.png",
-                                           fps: fps, fast: fast, frameLimit: nil, logger: logger)
-        let recorder = DemoRecorder(scene: scene, classes: session.classes, fps: fps)
-        session.pipeline.onFrame = { recorder.record($0) }
+                                           fps: fps, fast: fast, frameLimit: nil, logger: logger) { facts in
+            let recorder = DemoRecorder(scene: scene, classes: facts.classes, fps: fps)
+            made = recorder
+            return { recorder.record($0) }
+        }
+        guard let recorder = made else { preconditionFailure("the session asks for its frame observer while it is built") }
         let listener = session.publishes ? SocketListener(path: settings.output.socket, log: "\(out)/frames.jsonl") : nil
         listener?.start()
         say("model \(model) (\(session.classes.count) classes), \(fast ? "as fast as possible" : "real-time pace")"

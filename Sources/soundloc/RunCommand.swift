@@ -72,12 +72,14 @@ struct RunCommand: ParsableCommand {
         if let level = Logger.Level(rawValue: settings.logLevel), config != nil { logger.logLevel = level }
         try settings.applyKernelChoice(file: config ?? "the built-in configuration")
 
-        let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
-                                           frameLimit: frames, record: record.map { (path: $0, maps: recordMaps) }, logger: logger)
         // Standard output may carry the record: then everything meant for a person goes to standard error.
-        let print: (String) -> Void = record == "-" ? sayToStandardError : { say($0) }
-        if verbose || !session.publishes {
-            session.pipeline.onFrame = { processed in print(FrameLine.describe(processed.report, classes: session.classes)) }
+        let toStandardError = record == "-"
+        let print: @Sendable (String) -> Void = { toStandardError ? sayToStandardError($0) : say($0) }
+        let verbose = verbose
+        let session = try ApplianceSession(settings: settings, audioFile: audio, videoFile: video, fps: fps, fast: fast,
+                                           frameLimit: frames, record: record.map { (path: $0, maps: recordMaps) }, logger: logger) { facts in
+            guard verbose || !facts.publishes else { return nil }
+            return { processed in print(FrameLine.describe(processed.report, classes: facts.classes)) }
         }
         let stats = try session.run()
         print(PipelineSummary.text(stats))
@@ -89,7 +91,21 @@ struct RunCommand: ParsableCommand {
 /// From the moment the socket can exist until it is gone again, SIGINT, SIGTERM and SIGHUP stop the
 /// pipeline instead of killing the process, so every command built on a session (`run`, `demo`) ends the
 /// same clean way: clients get STATUS stopped, the socket file is removed, the summary is printed.
+///
+/// The composition root: everything is wired here, once, through constructor arguments; see docs/THREADING.md for
+/// the threads the pieces run on.
 final class ApplianceSession {
+    /// What a command observing the run learns once the session is built, to decide how to watch its frames.
+    struct Facts: Sendable {
+        /// The model's class names, indexed as in reports.
+        let classes: [String]
+        /// Whether reports go anywhere (a socket or a record).
+        let publishes: Bool
+    }
+
+    /// Given the session's facts, what to call (on the processing thread) with each processed frame; nil for nothing.
+    typealias FrameObserver = (Facts) -> (@Sendable (ProcessedFrame) -> Void)?
+
     let pipeline: Pipeline
     let classes: [String]
     let server: SocketServer?
@@ -102,8 +118,9 @@ final class ApplianceSession {
     private let notifier = SystemdNotifier()
 
     /// `record`: also write the socket's messages to this file (`-`: standard output), with or without maps.
+    /// `observe` is called once, before the pipeline is built, for its per-frame callback.
     init(settings: ApplianceConfig, audioFile: String?, videoFile: String?, fps: Double, fast: Bool, frameLimit: Int?,
-         record: (path: String, maps: Bool)? = nil, logger: Logger) throws {
+         record: (path: String, maps: Bool)? = nil, logger: Logger, observe: FrameObserver = { _ in nil }) throws {
         let model = try DSOLModel(path: settings.model.path, threads: settings.engine.threads)
         classes = model.classes
         let frameSize: (width: Int, height: Int)
@@ -131,10 +148,9 @@ final class ApplianceSession {
         options.minSoundingPeak = settings.pipeline.minSoundingPeak
         options.lockstep = fast
         options.frameLimit = frameLimit
-        let pipeline = try Pipeline(audio: audio, video: video, model: model, options: options, logger: logger)
-        self.pipeline = pipeline
-        // Before the socket exists: a signal from here on stops the run (even one not started yet) cleanly.
-        let signals = StopSignal.install(StopSignal.shutdown, logger: logger) { pipeline.stop() }
+        // Before the socket exists: a signal from here on stops the run (even one not started yet) cleanly; it is
+        // caught now and acted on once the pipeline below exists.
+        let signals = StopSignal.install(StopSignal.shutdown, logger: logger)
         self.signals = signals
         let banner = VersionMessage(
             release: SoundlocVersion.release,
@@ -178,8 +194,20 @@ final class ApplianceSession {
         } else {
             server = nil
         }
-        pipeline.sinks = [server as ReportSink?, recorder].compactMap { $0 }
-        pipeline.onHeartbeat = { [notifier] in notifier.heartbeat() }
+        let sinks = [server as ReportSink?, recorder].compactMap { $0 }
+        let pipeline: Pipeline
+        do {
+            pipeline = try Pipeline(audio: audio, video: video, model: model, options: options, sinks: sinks,
+                                    onFrame: observe(Facts(classes: classes, publishes: !sinks.isEmpty)),
+                                    onHeartbeat: { [notifier] in notifier.heartbeat() }, logger: logger)
+        } catch {
+            server?.shutdown()
+            recorder?.close()
+            signals.uninstall()
+            throw error
+        }
+        self.pipeline = pipeline
+        signals.whenRequested { pipeline.stop() }
     }
 
     func run() throws -> PipelineStatistics {

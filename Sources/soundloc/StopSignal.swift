@@ -24,6 +24,16 @@ final class StopSignal: @unchecked Sendable {
         action?()
     }
 
+    /// Calls `action` on the first stop request, or at once when one came already: for wiring that can only be made
+    /// after `install` (the thing to stop does not exist yet when the signals must already be caught).
+    func whenRequested(_ action: @escaping @Sendable () -> Void) {
+        let already: Bool = lock.withLock {
+            if !flag { onRequest = action }
+            return flag
+        }
+        if already { action() }
+    }
+
     /// Sleeps up to `seconds`, waking early when a stop is requested.
     func sleep(_ seconds: Double) {
         let deadline = Date().addingTimeInterval(seconds)

@@ -44,9 +44,9 @@ final class HeartbeatTests: XCTestCase {
         let audio = PacedAudioSource(try WAVFileSource(path: wav), clock: clock)
         let video = try FileVideoSource(path: image, fps: 10, clock: clock, stillSeconds: 4)
         let model = GatedLocalizer(try DSOLModel(path: PipelineRunTests.tinyModel, threads: 1))
-        let pipeline = try Pipeline(audio: audio, video: video, model: model, options: PipelineOptions(), logger: Logger(label: "test"))
         let beats = Counter()
-        pipeline.onHeartbeat = { beats.increment() }
+        let pipeline = try Pipeline(audio: audio, video: video, model: model, options: PipelineOptions(),
+                                    onHeartbeat: { beats.increment() }, logger: Logger(label: "test"))
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             _ = try? pipeline.run()

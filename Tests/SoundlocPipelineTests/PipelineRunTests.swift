@@ -107,15 +107,17 @@ final class PipelineRunTests: XCTestCase {
     }
 
     func makePipeline(seconds: Double, amplitude: Float = 0.5, fps: Double, realTime: Bool, delay: TimeInterval = 0,
-                      options: PipelineOptions = PipelineOptions()) throws -> (Pipeline, RecordingSink) {
+                      options: PipelineOptions = PipelineOptions(),
+                      onFrame: (@Sendable (ProcessedFrame) -> Void)? = nil) throws -> (Pipeline, RecordingSink) {
         let (pipeline, sink, _) = try makeObservedPipeline(seconds: seconds, amplitude: amplitude, fps: fps, realTime: realTime,
-                                                           delay: delay, options: options)
+                                                           delay: delay, options: options, onFrame: onFrame)
         return (pipeline, sink)
     }
 
     /// The pipeline, its sink, and (with a `delay`) the slow model that also watches the video source end.
     func makeObservedPipeline(seconds: Double, amplitude: Float = 0.5, fps: Double, realTime: Bool, delay: TimeInterval = 0,
-                              options: PipelineOptions = PipelineOptions()) throws -> (Pipeline, RecordingSink, SlowLocalizer?) {
+                              options: PipelineOptions = PipelineOptions(),
+                              onFrame: (@Sendable (ProcessedFrame) -> Void)? = nil) throws -> (Pipeline, RecordingSink, SlowLocalizer?) {
         let files = try inputs(seconds: seconds, amplitude: amplitude)
         let clock = PlaybackClock(realTime: realTime)
         let audio = PacedAudioSource(try WAVFileSource(path: files.wav), clock: clock)
@@ -125,9 +127,9 @@ final class PipelineRunTests: XCTestCase {
         let video = ObservedVideoSource(still) { slow?.videoEnded() }
         var options = options
         options.lockstep = !realTime
-        let pipeline = try Pipeline(audio: audio, video: video, model: slow ?? model, options: options, logger: Logger(label: "test"))
         let sink = RecordingSink()
-        pipeline.sinks = [sink]
+        let pipeline = try Pipeline(audio: audio, video: video, model: slow ?? model, options: options, sinks: [sink],
+                                    onFrame: onFrame, logger: Logger(label: "test"))
         return (pipeline, sink, slow)
     }
 
@@ -183,10 +185,10 @@ final class PipelineRunTests: XCTestCase {
     func testStopEndsALiveRunBeforeItsSourcesDo() throws {
         // 30 s of real-time input; stop() from another thread once the first frame is out. Had stop() no effect,
         // the run would play all 750 frames; so the count, not a stopwatch, proves it stopped early.
-        let (pipeline, sink) = try makePipeline(seconds: 30, fps: 25, realTime: true)
-        pipeline.onFrame = { [weak pipeline] _ in
-            let running = pipeline
-            DispatchQueue.global().async { running?.stop() }
+        let firstFrame = DispatchSemaphore(value: 0)
+        let (pipeline, sink) = try makePipeline(seconds: 30, fps: 25, realTime: true, onFrame: { _ in firstFrame.signal() })
+        DispatchQueue.global().async { [weak pipeline] in
+            if firstFrame.wait(timeout: .now() + 60) == .success { pipeline?.stop() }
         }
         let stats = try pipeline.run()
         XCTAssertGreaterThanOrEqual(stats.framesProcessed, 1)
@@ -204,10 +206,9 @@ final class PipelineRunTests: XCTestCase {
         let camera = UnpluggedVideoSource(still, failAt: 10, refusals: 3)
         var options = PipelineOptions()
         options.reopenBackoffSeconds = [0.01, 0.02]
-        let pipeline = try Pipeline(audio: audio, video: camera, model: try DSOLModel(path: Self.tinyModel, threads: 1),
-                                    options: options, logger: Logger(label: "test"))
         let sink = RecordingSink()
-        pipeline.sinks = [sink]
+        let pipeline = try Pipeline(audio: audio, video: camera, model: try DSOLModel(path: Self.tinyModel, threads: 1),
+                                    options: options, sinks: [sink], logger: Logger(label: "test"))
         let stats = try pipeline.run()
         let video = sink.statuses.filter { $0.device == .video }
         XCTAssertEqual(video.filter { $0.state == .failed }.count, 1, "\(video)")
