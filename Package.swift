@@ -92,5 +92,5 @@ let package = Package(
         .testTarget(name: "SoundlocFuzzTests",
                     dependencies: ["SoundlocFuzz", "SoundlocCapture", "SoundlocEngine", "SoundlocDSOL", "SoundlocPipeline"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -10,7 +10,7 @@ import Logging
 /// that finds more than `highWaterMark` bytes waiting is dropped and counted in the next FRAME's
 /// `dropped_messages`, as for a socket client. The banner and STATUS lines are never dropped. When the output
 /// fails (disk full, the reader of the pipe gone) recording stops and `close()` says why; the run goes on.
-public final class NDJSONRecorder: @unchecked Sendable {
+public final class NDJSONRecorder: @unchecked Sendable {  // unchecked: the queue and its counters and flags are guarded by `condition`; the rest is immutable
     /// The file, or `-` for standard output.
     public let path: String
     public let maps: Bool

@@ -10,7 +10,7 @@ import NIOPosix
 /// outbound budget: while its queued bytes are above the high water mark it gets no FRAMEs (they are counted
 /// in its `dropped_messages`) until they fall below the low water mark. Replies and STATUS lines are never
 /// dropped, but a client that lets them pile up past `hardLimit` is disconnected.
-public final class SocketServer: @unchecked Sendable {
+public final class SocketServer: @unchecked Sendable {  // unchecked: the client table and counters are guarded by `lock`; serverChannel and fileIdentity are set in start() before the server is shared; warnedAboutMaps belongs to the publisher thread
     public struct Configuration: Sendable {
         public var path: String
         /// Mode of the socket file (0660: owner and group may connect).
@@ -398,7 +398,7 @@ private struct LatestFrame {
 }
 
 /// Per-client state; every mutable field is guarded by the server's lock.
-private final class SocketClient: @unchecked Sendable {
+private final class SocketClient: @unchecked Sendable {  // unchecked: every mutable field is guarded by the server's `lock`
     let id: Int
     let channel: Channel
     var watching = true
@@ -457,7 +457,8 @@ private final class ClientHandler: ChannelInboundHandler {
         case let .refused(why):
             hangingUp = true
             let line = ByteBuffer(bytes: ProtocolWriter.line(ErrorMessage(message: why)))
-            context.writeAndFlush(NIOAny(line)).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel  // Sendable, unlike the context (the only handler: closing either is the same)
+            context.writeAndFlush(NIOAny(line)).whenComplete { _ in channel.close(promise: nil) }
         case .closing:
             context.close(promise: nil)
         }
@@ -509,7 +510,7 @@ private final class ClientHandler: ChannelInboundHandler {
 }
 
 /// A count shared by objects that add themselves on init and remove themselves on deinit.
-final class LiveCount: @unchecked Sendable {
+final class LiveCount: @unchecked Sendable {  // unchecked: count is guarded by `lock`
     private let lock = NSLock()
     private var count = 0
     var value: Int { lock.withLock { count } }

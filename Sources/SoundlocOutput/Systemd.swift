@@ -85,7 +85,7 @@ public enum SocketActivationError: Error, CustomStringConvertible, Equatable {
 /// Readiness and the watchdog both come from the pipeline's heartbeat: the first `heartbeat()` sends `READY=1`, later
 /// ones `WATCHDOG=1` at most every `WATCHDOG_USEC / 4`, so systemd restarts a service whose pipeline stops beating
 /// for `WatchdogSec=`.
-public final class SystemdNotifier: @unchecked Sendable {
+public final class SystemdNotifier: @unchecked Sendable {  // unchecked: lastPing and announcedReady are guarded by `lock`; the rest is immutable
     private let address: sockaddr_un?
     private let addressLength: socklen_t
     private let fd: Int32
@@ -94,11 +94,11 @@ public final class SystemdNotifier: @unchecked Sendable {
     private let lock = NSLock()
     private var lastPing: UInt64?
     private var announcedReady = false
-    private let clock: () -> UInt64
+    private let clock: @Sendable () -> UInt64
 
     /// `environment` and `pid` as in the process (tests pass their own); `clock` gives monotonic nanoseconds.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, pid: pid_t = getpid(),
-                clock: @escaping () -> UInt64 = SystemdNotifier.monotonicNanos) {
+                clock: @escaping @Sendable () -> UInt64 = SystemdNotifier.monotonicNanos) {
         self.clock = clock
         var address: sockaddr_un?
         var length = socklen_t(0)

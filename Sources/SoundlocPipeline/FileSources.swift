@@ -4,7 +4,7 @@ import SoundlocCapture
 
 /// The shared time base of file-driven runs: sample n and frame n are stamped relative to one start time,
 /// and in real-time mode each is delivered no earlier than its stamp.
-public final class PlaybackClock: @unchecked Sendable {
+public final class PlaybackClock: Sendable {
     public let startNanos: UInt64
     public let realTime: Bool
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// A mailbox holding only the newest item: a producer that outpaces the consumer overwrites (and counts)
 /// what was not taken, so nothing queues without bound.
-public final class LatestSlot<Item>: @unchecked Sendable {
+public final class LatestSlot<Item: Sendable>: @unchecked Sendable {  // unchecked: item, closed and dropped are guarded by `condition`
     private let condition = NSCondition()
     private var item: Item?
     private var closed = false

@@ -14,8 +14,9 @@ public protocol Localizer: AnyObject {
 
 extension DSOLModel: Localizer {}
 
-/// Where results go (the socket server; tests use a recorder).
-public protocol ReportSink: AnyObject {
+/// Where results go (the socket server; tests use a recorder). Called from the processing thread and, for STATUS,
+/// from the capture threads too: a sink must be safe to call from several threads.
+public protocol ReportSink: AnyObject, Sendable {
     func publish(_ report: FrameReport)
     func publish(status: StatusMessage)
 }

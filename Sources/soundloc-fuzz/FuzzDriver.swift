@@ -8,13 +8,14 @@ import SoundlocFuzz
 
 #if SOUNDLOC_LIBFUZZER
 
-private var selectedTarget: FuzzTarget?
+// Set once by LLVMFuzzerInitialize, before libFuzzer runs any input (on its one thread).
+nonisolated(unsafe) private var selectedTarget: FuzzTarget?
 
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutableRawPointer) -> CInt {
     guard let name = ProcessInfo.processInfo.environment["SOUNDLOC_FUZZ_TARGET"], let target = FuzzTarget(rawValue: name) else {
         let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
-        fputs("soundloc-fuzz: set SOUNDLOC_FUZZ_TARGET to one of: \(names)\n", stderr)
+        FileHandle.standardError.write(Data("soundloc-fuzz: set SOUNDLOC_FUZZ_TARGET to one of: \(names)\n".utf8))
         exit(2)
     }
     selectedTarget = target
@@ -43,7 +44,7 @@ struct FuzzDriver {
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         func fail(_ message: String) -> Never {
-            fputs("soundloc-fuzz: \(message)\n\(usage)\n", stderr)
+            FileHandle.standardError.write(Data("soundloc-fuzz: \(message)\n\(usage)\n".utf8))
             exit(2)
         }
         func option(_ name: String) -> String? {

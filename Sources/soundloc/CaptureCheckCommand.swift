@@ -247,7 +247,7 @@ struct CaptureCheckCommand: ParsableCommand {
 
 #if os(Linux)
 /// The audio half of the check, filled on its own thread and read after `done` is signalled.
-private final class AudioRun {
+private final class AudioRun: @unchecked Sendable {  // unchecked: written only by its capture thread, read only after `done` is signalled
     let source: ALSACaptureSource
     let wanted: Int
     var samples = 0

@@ -309,7 +309,7 @@ struct LiveCheck {
 }
 
 /// Reads a fixed number of samples on its own thread and measures them.
-final class LevelMeter: @unchecked Sendable {
+final class LevelMeter: @unchecked Sendable {  // unchecked: written only by its capture thread, read only after `done` is signalled
     let source: ALSACaptureSource
     let wanted: Int
     let done = DispatchSemaphore(value: 0)

@@ -121,7 +121,7 @@ struct DemoScene: Decodable {
 }
 
 /// Collects what the pipeline reported, per second and per part of the track, and the maps at the end of each part.
-final class DemoRecorder: @unchecked Sendable {
+final class DemoRecorder: @unchecked Sendable {  // unchecked: frames, snapshots and nextSecond are guarded by `lock`; the rest is immutable
     private struct Snapshot {
         var time: Double
         var image: [UInt8], width: Int, height: Int
@@ -232,7 +232,7 @@ final class DemoRecorder: @unchecked Sendable {
 }
 
 /// A socket client inside the demo: proves the stream is served and keeps every FRAME line it received.
-final class SocketListener: @unchecked Sendable {
+final class SocketListener: @unchecked Sendable {  // unchecked: frames and other are written by the listener thread, read only after `done` is signalled
     private let path: String
     private let logPath: String
     private let stop = StopSignal()

@@ -4,11 +4,11 @@ import Logging
 
 /// A stop request: set by a signal or by code, noticed by polling a flag (`requested`, `sleep`) or through
 /// the callback given to `install`.
-final class StopSignal: @unchecked Sendable {
+final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numbers and onRequest are guarded by `lock`
     /// The signals that end a long-running command cleanly: Ctrl-C, `kill`/systemd, and a closed terminal.
     static let shutdown = [SIGINT, SIGTERM, SIGHUP]
 
-    private let lock = NSLock()
+    private let lock = NSCondition()  // broadcast when the flag is set, for `sleep`
     private var flag = false
     private var sources: [DispatchSourceSignal] = []
     private var numbers: [Int32] = []
@@ -18,7 +18,7 @@ final class StopSignal: @unchecked Sendable {
 
     func request() {
         let action: (@Sendable () -> Void)? = lock.withLock {
-            defer { flag = true }
+            defer { flag = true; lock.broadcast() }
             return flag ? nil : onRequest  // the callback runs once, however many signals come
         }
         action?()
@@ -37,7 +37,9 @@ final class StopSignal: @unchecked Sendable {
     /// Sleeps up to `seconds`, waking early when a stop is requested.
     func sleep(_ seconds: Double) {
         let deadline = Date().addingTimeInterval(seconds)
-        while !requested, Date() < deadline { usleep(20_000) }
+        lock.withLock {
+            while !flag && lock.wait(until: deadline) {}
+        }
     }
 
     /// Turns `signals` into a stop request (and a call of `onRequest`) instead of their default action,

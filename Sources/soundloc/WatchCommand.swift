@@ -92,7 +92,7 @@ final class WatchView {
 
     func finish() {
         if tty { write("\u{1B}[?25h") }
-        fflush(stdout)
+        fflush(nil)  // every C stream, standard output among them (naming the global `stdout` is unchecked in Swift 6)
     }
 
     func banner(_ b: VersionMessage) {
@@ -136,8 +136,8 @@ final class WatchView {
     }
 
     private func write(_ text: String) {
-        fputs(text, stdout)
-        fflush(stdout)
+        print(text, terminator: "")  // through the C library's standard output stream, like fputs
+        fflush(nil)
     }
 
     private static func terminalColumns() -> Int {

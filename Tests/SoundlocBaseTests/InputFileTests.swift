@@ -41,7 +41,8 @@ final class InputFileTests: XCTestCase {
     }
 
     func testDirectoriesDevicesAndMissingFilesAreRefused() throws {
-        XCTAssertEqual(refusal(directory.path) { _ = try InputFile.read(self.directory.path, limit: 100) }?.reason, "is a directory")
+        let folder = directory.path
+        XCTAssertEqual(refusal(folder) { _ = try InputFile.read(folder, limit: 100) }?.reason, "is a directory")
         XCTAssertEqual(refusal("/dev/null") { _ = try InputFile.read("/dev/null", limit: 100) }?.reason,
                        "is a character device, not a regular file")
         XCTAssertEqual(refusal("/dev/zero") { _ = try InputFile.openForReading("/dev/zero") }?.reason,

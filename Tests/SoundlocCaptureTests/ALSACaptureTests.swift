@@ -8,8 +8,9 @@ import XCTest
 /// is a raw S16_LE mono file, over a `null` slave (no sound card needed).
 final class ALSACaptureTests: XCTestCase {
     static let sampleCount = 24_000  // 1.5 s at 16 kHz
-    static var expected: [Int16] = []
-    static var directory: URL!
+    // Written once by the class setUp before any test runs, only read afterwards.
+    nonisolated(unsafe) static var expected: [Int16] = []
+    nonisolated(unsafe) static var directory: URL!
 
     override class func setUp() {
         super.setUp()

@@ -33,7 +33,7 @@ final class Int8ModelTests: XCTestCase {
     static let calibrationCount = 6
     static let heldOut = [20, 21, 22, 23]
 
-    static var quantized: Result<[UInt8], Error> = Result {
+    static let quantized: Result<[UInt8], Error> = Result {
         try DSOLQuantizer.quantize(modelPath: fixture, method: .percentile, count: calibrationCount,
                                    calibrationData: "generated (\(calibrationCount) pairs)", sample: sample).bytes()
     }

@@ -4,7 +4,7 @@ import SoundlocOutput
 import XCTest
 
 /// A deliberately plain POSIX client, so the tests do not share code paths with the server's NIO stack.
-final class RawClient {
+final class RawClient: @unchecked Sendable {  // unchecked: used by one thread at a time (a test hands it to a reader thread and leaves it alone)
     struct Timeout: Error {}
     let fd: Int32
     private var buffer: [UInt8] = []

@@ -576,6 +576,7 @@ extension SocketServerTests {
 extension SocketServerTests {
     func testShutdownWhilePublishingAndClientsConnect() throws {
         let server = try startServer()
+        let path = self.path
         let clients = try (0..<3).map { _ in try RawClient(path: path) }
         for client in clients { _ = try client.expectBanner() }
         let publishing = DispatchGroup()
@@ -583,7 +584,7 @@ extension SocketServerTests {
             for seq in 0..<2000 { server.publish(SocketTest.report(UInt64(seq), maps: seq % 2 == 0)) }
         }
         DispatchQueue.global().async(group: publishing) {
-            for _ in 0..<50 { _ = try? RawClient(path: self.path) }
+            for _ in 0..<50 { _ = try? RawClient(path: path) }
         }
         usleep(2000)
         server.shutdown()
@@ -602,7 +603,7 @@ extension SocketServerTests {
     /// Opens a connection and closes it at once without reading: what a churning client does. False when
     /// the connection could not even be made.
     @discardableResult
-    private func connectAndHangUp() -> Bool {
+    private static func connectAndHangUp(_ path: String) -> Bool {
         guard let client = try? RawClient(path: path) else { return false }
         client.close()
         return true
@@ -616,8 +617,9 @@ extension SocketServerTests {
         // Four threads connect and hang up at once, 2000 times in all, while frames are being published.
         let churn = DispatchGroup()
         let made = Tally()
+        let path = self.path
         for _ in 0..<4 {
-            DispatchQueue.global().async(group: churn) { for _ in 0..<500 where self.connectAndHangUp() { made.add() } }
+            DispatchQueue.global().async(group: churn) { for _ in 0..<500 where Self.connectAndHangUp(path) { made.add() } }
         }
         var seq: UInt64 = 0
         while churn.wait(timeout: .now() + 0.005) == .timedOut {
@@ -660,7 +662,7 @@ extension SocketServerTests {
         XCTAssertNil(try extra.readLine(), "the server hangs up on a client over the cap")
         XCTAssertEqual(server.connectedClients, 3)
         // Churn over the cap is refused without leaking either.
-        let made = (0..<200).filter { _ in connectAndHangUp() }.count
+        let made = (0..<200).filter { _ in Self.connectAndHangUp(path) }.count
         SocketTest.waitUntil("the churned connections to be refused") { server.connectionCounts.refused == 1 + made }
         XCTAssertEqual(server.connectionCounts.admitted, 3)
         XCTAssertEqual(server.retainedClientObjects, 3)

@@ -5,7 +5,7 @@ import Foundation
 /// all are done. The job is installed once, so running it allocates nothing.
 final class WorkerPool {
     let parts: Int
-    private final class Shared {
+    private final class Shared: @unchecked Sendable {  // unchecked: work/stop are written before the go semaphores are signalled, which order them for the workers
         var work: ((Int) -> Void)?
         var stop = false
         let go: [DispatchSemaphore]
