@@ -77,7 +77,7 @@ struct PipelineBenchmark: ParsableCommand {
         settings.engine.threads = threads
         settings.pipeline.maxFps = maxFps
         settings.output.socket = "none"
-        let session = try ApplianceSession(settings: settings, audioFile: audioPath, videoFile: videoPath, fps: fps,
+        let session = try ApplianceSession(settings: settings, release: SoundlocVersion.release, audioFile: audioPath, videoFile: videoPath, fps: fps,
                                            fast: false, frameLimit: nil, logger: Log.logger("soundloc.bench"))
         var usageBefore = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &usageBefore)

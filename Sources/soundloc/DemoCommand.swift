@@ -60,12 +60,13 @@ struct DemoCommand: ParsableCommand {
         }
         let fps = 25.0
         var made: DemoRecorder?
-        let session = try ApplianceSession(settings: settings, audioFile: "\(clip)/clip.wav", videoFile: "\(clip)/scene.png",
-                                           fps: fps, fast: fast, frameLimit: nil, logger: logger) { facts in
+        let session = try ApplianceSession(settings: settings, release: SoundlocVersion.release, audioFile: "\(clip)/clip.wav",
+                                           videoFile: "\(clip)/scene.png", fps: fps, fast: fast, frameLimit: nil, logger: logger,
+                                           observe: { facts in
             let recorder = DemoRecorder(scene: scene, classes: facts.classes, fps: fps)
             made = recorder
             return { recorder.record($0) }
-        }
+        })
         guard let recorder = made else { preconditionFailure("the session asks for its frame observer while it is built") }
         let listener = session.publishes ? SocketListener(path: settings.output.socket, log: "\(out)/frames.jsonl") : nil
         listener?.start()

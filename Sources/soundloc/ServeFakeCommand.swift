@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SoundlocOutput
+import SoundlocPipeline
 
 /// Serves synthetic FRAMEs on the real socket server, so clients and the protocol can be tried without a model.
 struct ServeFakeCommand: ParsableCommand {

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import SoundlocBase
 import SoundlocOutput
+import SoundlocPipeline
 
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

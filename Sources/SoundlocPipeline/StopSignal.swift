@@ -2,11 +2,11 @@ import Dispatch
 import Foundation
 import Logging
 
-/// A stop request: set by a signal or by code, noticed by polling a flag (`requested`, `sleep`) or through
-/// the callback given to `install`.
-final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numbers and onRequest are guarded by `lock`
+/// A stop request: set by a signal or by code, noticed by checking `requested`, by waking from `sleep`, or through
+/// the callback given to `install` (or `whenRequested`). Signal handlers run on a Dispatch global-queue thread.
+public final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numbers and onRequest are guarded by `lock`
     /// The signals that end a long-running command cleanly: Ctrl-C, `kill`/systemd, and a closed terminal.
-    static let shutdown = [SIGINT, SIGTERM, SIGHUP]
+    public static let shutdown = [SIGINT, SIGTERM, SIGHUP]
 
     private let lock = NSCondition()  // broadcast when the flag is set, for `sleep`
     private var flag = false
@@ -14,9 +14,11 @@ final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numb
     private var numbers: [Int32] = []
     private var onRequest: (@Sendable () -> Void)?
 
-    var requested: Bool { lock.withLock { flag } }
+    public init() {}
 
-    func request() {
+    public var requested: Bool { lock.withLock { flag } }
+
+    public func request() {
         let action: (@Sendable () -> Void)? = lock.withLock {
             defer { flag = true; lock.broadcast() }
             return flag ? nil : onRequest  // the callback runs once, however many signals come
@@ -26,7 +28,7 @@ final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numb
 
     /// Calls `action` on the first stop request, or at once when one came already: for wiring that can only be made
     /// after `install` (the thing to stop does not exist yet when the signals must already be caught).
-    func whenRequested(_ action: @escaping @Sendable () -> Void) {
+    public func whenRequested(_ action: @escaping @Sendable () -> Void) {
         let already: Bool = lock.withLock {
             if !flag { onRequest = action }
             return flag
@@ -35,7 +37,7 @@ final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numb
     }
 
     /// Sleeps up to `seconds`, waking early when a stop is requested.
-    func sleep(_ seconds: Double) {
+    public func sleep(_ seconds: Double) {
         let deadline = Date().addingTimeInterval(seconds)
         lock.withLock {
             while !flag && lock.wait(until: deadline) {}
@@ -44,7 +46,7 @@ final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numb
 
     /// Turns `signals` into a stop request (and a call of `onRequest`) instead of their default action,
     /// which would end the process on the spot: no goodbye to socket clients, the socket file left behind.
-    static func install(_ signals: [Int32], logger: Logger? = nil,
+    public static func install(_ signals: [Int32], logger: Logger? = nil,
                         onRequest: (@Sendable () -> Void)? = nil) -> StopSignal {
         let interrupt = StopSignal()
         interrupt.onRequest = onRequest
@@ -63,7 +65,7 @@ final class StopSignal: @unchecked Sendable {  // unchecked: flag, sources, numb
     }
 
     /// Gives the signals their default action back (after the clean-up they protected is done).
-    func uninstall() {
+    public func uninstall() {
         let (sources, numbers): ([DispatchSourceSignal], [Int32]) = lock.withLock {
             defer { self.sources = []; self.numbers = [] }
             return (self.sources, self.numbers)
