@@ -10,19 +10,39 @@ public enum ClientCommand: Sendable, Equatable {
         public var description: String
     }
 
+    /// A command object's fields, named as `WatchMessage` names them (the protocol's one spelling).
     private struct Fields: Decodable {
         var `class`: String
         var enable: Bool?
         var maps: Bool?
+        init(from decoder: Decoder) throws {
+            let fields = try decoder.container(keyedBy: WatchMessage.CodingKeys.self)
+            `class` = try fields.decode(String.self, forKey: .kind)
+            enable = try fields.decodeIfPresent(Bool.self, forKey: .enable)
+            maps = try fields.decodeIfPresent(Bool.self, forKey: .maps)
+        }
     }
 
-    /// gpsd's WATCH fields that mean something here (docs/PROTOCOL.md); the others are ignored.
+    /// gpsd's WATCH fields that mean something here (docs/PROTOCOL.md); the others are ignored. `class`, `enable` and
+    /// `maps` are ours too (`WatchMessage`'s names); `json` and `raw` are gpsd's alone.
     private struct GpsdWatch: Decodable {
         var `class`: String?
         var enable: Bool?
         var json: Bool?
         var maps: Bool?
         var raw: Level?
+
+        enum GpsdKeys: String, CodingKey { case json, raw }
+
+        init(from decoder: Decoder) throws {
+            let ours = try decoder.container(keyedBy: WatchMessage.CodingKeys.self)
+            let gpsd = try decoder.container(keyedBy: GpsdKeys.self)
+            `class` = try ours.decodeIfPresent(String.self, forKey: .kind)
+            enable = try ours.decodeIfPresent(Bool.self, forKey: .enable)
+            json = try gpsd.decodeIfPresent(Bool.self, forKey: .json)
+            maps = try ours.decodeIfPresent(Bool.self, forKey: .maps)
+            raw = try gpsd.decodeIfPresent(Level.self, forKey: .raw)
+        }
 
         /// gpsd's `raw` is a level (0, 1, 2); a boolean is taken too.
         struct Level: Decodable {
@@ -47,7 +67,7 @@ public enum ClientCommand: Sendable, Equatable {
             throw Invalid(description: "missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
             let key = context.codingPath.last?.stringValue ?? "?"
-            throw Invalid(description: key == "class" ? "\"class\" must be a string" : "\"\(key)\" must be true or false")
+            throw Invalid(description: key == WatchMessage.CodingKeys.kind.stringValue ? "\"\(key)\" must be a string" : "\"\(key)\" must be true or false")
         } catch DecodingError.valueNotFound(_, let context) {
             throw Invalid(description: "\"\(context.codingPath.last?.stringValue ?? "?")\" must not be null")
         } catch {
@@ -67,10 +87,10 @@ public enum ClientCommand: Sendable, Equatable {
         let equals = body.firstIndex(of: UInt8(ascii: "="))
         let name = String(decoding: body[..<(equals ?? body.endIndex)], as: UTF8.self)
         let argument = equals.map { body[body.index(after: $0)...] }
-        switch name {
-        case "POLL":
+        switch MessageClass(rawValue: name) {
+        case .poll:
             return .poll
-        case "WATCH":
+        case .watch:
             // `?WATCH;` asks for the settings in force: the answer to a WATCH that changes nothing.
             guard let argument else { return .watch(enable: nil, maps: nil) }
             let example = "e.g. ?WATCH={\"enable\":true,\"json\":true};"
@@ -81,8 +101,8 @@ public enum ClientCommand: Sendable, Equatable {
             do { fields = try JSONDecoder().decode(GpsdWatch.self, from: Data(argument)) } catch let DecodingError.typeMismatch(_, context) {
                 let key = context.codingPath.first?.stringValue ?? "?"
                 switch key {
-                case "class": throw Invalid(description: "\"class\" must be a string")
-                case "raw": throw Invalid(description: "\"raw\" must be 0, 1, 2, true or false")
+                case WatchMessage.CodingKeys.kind.stringValue: throw Invalid(description: "\"\(key)\" must be a string")
+                case GpsdWatch.GpsdKeys.raw.stringValue: throw Invalid(description: "\"\(key)\" must be 0, 1, 2, true or false")
                 default: throw Invalid(description: "\"\(key)\" must be true or false")
                 }
             } catch DecodingError.valueNotFound(_, let context) {
@@ -90,7 +110,7 @@ public enum ClientCommand: Sendable, Equatable {
             } catch {
                 throw Invalid(description: "cannot read ?WATCH: \(error)")
             }
-            if let className = fields.class, className != "WATCH" {
+            if let className = fields.class, className != MessageClass.watch.rawValue {
                 throw Invalid(description: "?WATCH= takes a WATCH object, not \"\(className)\"")
             }
             // As in gpsd, an object without "enable" turns watching on, and "json":false leaves nothing to send.

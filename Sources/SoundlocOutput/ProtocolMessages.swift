@@ -1,5 +1,10 @@
 import Foundation
 
+// The wire messages as Codable mirrors. Their CodingKeys are where the protocol spells its field names (and
+// `MessageClass` its `class` values): ProtocolWriter writes the server's lines with them and ClientCommand reads
+// commands with them, so a name is written once. Every message's `class` field is `kind = "class"`: synthesised
+// Codable needs the raw value in each type's own CodingKeys.
+
 /// Which deployed model is answering.
 public struct ModelIdentity: Codable, Sendable, Equatable {
     public var name: String
@@ -9,6 +14,7 @@ public struct ModelIdentity: Codable, Sendable, Equatable {
         self.name = name
         self.checksum = checksum
     }
+    enum CodingKeys: String, CodingKey { case name, checksum }
 }
 
 /// The banner each client gets on connect.
@@ -168,7 +174,13 @@ public enum ServerMessage: Sendable, Equatable {
     /// A class this client does not know (a newer server); the line is kept for display.
     case unknown(className: String, line: String)
 
-    private struct Peek: Decodable { var `class`: String }
+    /// The `class` field alone, spelt as every message's CodingKeys spell it.
+    private struct Peek: Decodable {
+        var `class`: String
+        init(from decoder: Decoder) throws {
+            `class` = try decoder.container(keyedBy: ErrorMessage.CodingKeys.self).decode(String.self, forKey: .kind)
+        }
+    }
 
     /// Decodes one line (with or without its newline).
     public static func decode(_ line: some DataProtocol) throws -> ServerMessage {

@@ -2,55 +2,55 @@ import Foundation
 
 /// Writes protocol lines. Numbers carry at most 3 decimals; non-finite numbers become 0 (JSON has no NaN).
 public enum ProtocolWriter {
+    // Field names come from the CodingKeys of the Codable mirrors in ProtocolMessages.swift and `class` values from
+    // `MessageClass`: the protocol spells each name there, once; this writer and the parsers use those spellings.
+
     public static func line(_ message: VersionMessage) -> [UInt8] {
+        typealias K = VersionMessage.CodingKeys
+        typealias M = ModelIdentity.CodingKeys
         var w = JSONBytes()
-        w.raw("{\"class\":\"VERSION\",\"protocol\":")
-        w.string(message.protocolVersion)
-        w.raw(",\"server\":")
-        w.string(message.server)
-        w.raw(",\"release\":")
-        w.string(message.release)
-        w.raw(",\"model\":{\"name\":")
-        w.string(message.model.name)
-        w.raw(",\"checksum\":")
-        w.string(message.model.checksum)
-        w.raw("},\"classes\":")
-        w.strings(message.classes)
-        w.raw(",\"map_size\":")
-        w.integers(message.mapSize)
-        w.raw(",\"image_size\":")
-        w.integers(message.imageSize)
+        w.raw("{"); w.field(K.kind, first: true); w.string(MessageClass.version.rawValue)
+        w.field(K.protocolVersion); w.string(message.protocolVersion)
+        w.field(K.server); w.string(message.server)
+        w.field(K.release); w.string(message.release)
+        w.field(K.model); w.raw("{")
+        w.field(M.name, first: true); w.string(message.model.name)
+        w.field(M.checksum); w.string(message.model.checksum)
+        w.raw("}")
+        w.field(K.classes); w.strings(message.classes)
+        w.field(K.mapSize); w.integers(message.mapSize)
+        w.field(K.imageSize); w.integers(message.imageSize)
         w.raw("}\n")
         return w.bytes
     }
 
     public static func line(_ message: StatusMessage) -> [UInt8] {
+        typealias K = StatusMessage.CodingKeys
         var w = JSONBytes()
-        w.raw("{\"class\":\"STATUS\",\"device\":")
-        w.string(message.device.rawValue)
-        w.raw(",\"state\":")
-        w.string(message.state.rawValue)
-        w.raw(",\"message\":")
-        w.string(message.message)
-        w.raw(",\"time\":")
-        w.string(message.time)
+        w.raw("{"); w.field(K.kind, first: true); w.string(MessageClass.status.rawValue)
+        w.field(K.device); w.string(message.device.rawValue)
+        w.field(K.state); w.string(message.state.rawValue)
+        w.field(K.message); w.string(message.message)
+        w.field(K.time); w.string(message.time)
         w.raw("}\n")
         return w.bytes
     }
 
     public static func line(_ message: ErrorMessage) -> [UInt8] {
+        typealias K = ErrorMessage.CodingKeys
         var w = JSONBytes()
-        w.raw("{\"class\":\"ERROR\",\"message\":")
-        w.string(message.message)
+        w.raw("{"); w.field(K.kind, first: true); w.string(MessageClass.error.rawValue)
+        w.field(K.message); w.string(message.message)
         w.raw("}\n")
         return w.bytes
     }
 
     public static func line(_ message: WatchMessage) -> [UInt8] {
+        typealias K = WatchMessage.CodingKeys
         var w = JSONBytes()
-        w.raw("{\"class\":\"WATCH\"")
-        if let enable = message.enable { w.raw(",\"enable\":"); w.bool(enable) }
-        if let maps = message.maps { w.raw(",\"maps\":"); w.bool(maps) }
+        w.raw("{"); w.field(K.kind, first: true); w.string(MessageClass.watch.rawValue)
+        if let enable = message.enable { w.field(K.enable); w.bool(enable) }
+        if let maps = message.maps { w.field(K.maps); w.bool(maps) }
         w.raw("}\n")
         return w.bytes
     }
@@ -65,68 +65,64 @@ public enum ProtocolWriter {
 
     /// The shared head of a FRAME line; `classes` names the report's class indices.
     static func frameHead(_ r: FrameReport, classes: [String], publishNanos: UInt64, time: String) -> [UInt8] {
+        typealias K = FrameMessage.CodingKeys
+        typealias S = FrameMessage.Sounding.CodingKeys
+        typealias U = FrameMessage.Unlocated.CodingKeys
         var w = JSONBytes(capacity: 512 + 24 * classes.count)
-        w.raw("{\"class\":\"FRAME\",\"seq\":")
-        w.integer(r.sequence)
-        w.raw(",\"capture_ns\":")
-        w.integer(r.captureNanos)
-        w.raw(",\"publish_ns\":")
-        w.integer(publishNanos)
-        w.raw(",\"time\":")
-        w.string(time)
-        w.raw(",\"latency_ms\":{")
+        w.raw("{"); w.field(K.kind, first: true); w.string(MessageClass.frame.rawValue)
+        w.field(K.seq); w.integer(r.sequence)
+        w.field(K.captureNs); w.integer(r.captureNanos)
+        w.field(K.publishNs); w.integer(publishNanos)
+        w.field(K.time); w.string(time)
+        w.field(K.latencyMs); w.raw("{")
         for (i, l) in r.latencies.enumerated() {
             if i > 0 { w.raw(",") }
             w.string(l.stage)
             w.raw(":")
             w.number(l.milliseconds)
         }
-        w.raw("},\"audio\":{")
+        w.raw("}")
+        w.field(K.audio); w.raw("{")
         for (k, p) in r.audioDistribution.enumerated() {
             if k > 0 { w.raw(",") }
             w.string(name(k, classes))
             w.raw(":")
             w.number(Double(p))
         }
-        w.raw("},\"sounding\":[")
+        w.raw("}")
+        w.field(K.sounding); w.raw("[")
         for (i, s) in r.sounding.enumerated() {
             if i > 0 { w.raw(",") }
-            w.raw("{\"class\":")
-            w.string(name(s.classIndex, classes))
-            w.raw(",\"score\":")
-            w.number(Double(s.score))
-            w.raw(",\"peak\":[")
+            w.raw("{"); w.field(S.className, first: true); w.string(name(s.classIndex, classes))
+            w.field(S.score); w.number(Double(s.score))
+            w.field(S.peak); w.raw("[")
             w.number(Double(s.peakX)); w.raw(","); w.number(Double(s.peakY))
-            w.raw("],\"box\":[")
+            w.raw("]")
+            w.field(S.box); w.raw("[")
             w.number(Double(s.boxX)); w.raw(","); w.number(Double(s.boxY)); w.raw(",")
             w.number(Double(s.boxWidth)); w.raw(","); w.number(Double(s.boxHeight))
             w.raw("]}")
         }
-        w.raw("],\"silent_visible\":[")
+        w.raw("]")
+        w.field(K.silentVisible); w.raw("[")
         for (i, k) in r.silentVisible.enumerated() {
             if i > 0 { w.raw(",") }
             w.string(name(k, classes))
         }
-        w.raw("],\"silence\":")
-        w.bool(r.silence)
-        w.raw(",\"unlocated\":[")
+        w.raw("]")
+        w.field(K.silence); w.bool(r.silence)
+        w.field(K.unlocated); w.raw("[")
         for (i, u) in r.unlocated.enumerated() {
             if i > 0 { w.raw(",") }
-            w.raw("{\"class\":")
-            w.string(name(u.classIndex, classes))
-            w.raw(",\"reason\":")
-            w.string(u.reason.rawValue)
-            w.raw(",\"value\":")
-            w.number(Double(u.value))
-            w.raw(",\"threshold\":")
-            w.number(Double(u.threshold))
+            w.raw("{"); w.field(U.className, first: true); w.string(name(u.classIndex, classes))
+            w.field(U.reason); w.string(u.reason.rawValue)
+            w.field(U.value); w.number(Double(u.value))
+            w.field(U.threshold); w.number(Double(u.threshold))
             w.raw("}")
         }
         w.raw("]")
-        w.raw(",\"dropped_frames\":")
-        w.integer(r.droppedFrames)
-        w.raw(",\"overruns\":")
-        w.integer(r.overruns)
+        w.field(K.droppedFrames); w.integer(r.droppedFrames)
+        w.field(K.overruns); w.integer(r.overruns)
         return w.bytes
     }
 
@@ -134,16 +130,18 @@ public enum ProtocolWriter {
     static func frameMaps(_ maps: FrameReport.Maps, classes: [String]) -> [UInt8]? {
         let cells = SoundlocProtocol.mapCells
         guard maps.soundingArea.count == cells, maps.classMaps.count == cells * classes.count else { return nil }
+        typealias M = FrameMessage.Maps.CodingKeys
         var w = JSONBytes(capacity: (classes.count + 1) * cells * 6 + 64)
-        w.raw(",\"maps\":{\"classes\":{")
+        w.field(FrameMessage.CodingKeys.maps); w.raw("{")
+        w.field(M.classes, first: true); w.raw("{")
         for k in classes.indices {
             if k > 0 { w.raw(",") }
             w.string(classes[k])
             w.raw(":")
             w.numbers(maps.classMaps[(k * cells)..<((k + 1) * cells)])
         }
-        w.raw("},\"sounding_area\":")
-        w.numbers(maps.soundingArea[...])
+        w.raw("}")
+        w.field(M.soundingArea); w.numbers(maps.soundingArea[...])
         w.raw("}")
         return w.bytes
     }
@@ -151,8 +149,7 @@ public enum ProtocolWriter {
     /// The per-client tail that closes a FRAME line.
     static func frameTail(droppedMessages: UInt64) -> [UInt8] {
         var w = JSONBytes(capacity: 48)
-        w.raw(",\"dropped_messages\":")
-        w.integer(droppedMessages)
+        w.field(FrameMessage.CodingKeys.droppedMessages); w.integer(droppedMessages)
         w.raw("}\n")
         return w.bytes
     }
@@ -192,6 +189,13 @@ struct JSONBytes {
     var bytes: [UInt8] = []
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    /// `,"name":`, or `"name":` for the first field of an object: a field name as the protocol spells it.
+    mutating func field(_ key: some CodingKey, first: Bool = false) {
+        if !first { raw(",") }
+        string(key.stringValue)
+        raw(":")
+    }
 
     mutating func raw(_ s: StaticString) {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }

@@ -47,7 +47,7 @@ struct WatchCommand: ParsableCommand {
             }
             backoff = 0.25
             waitingSaid = false
-            if maps { connection.send(Array("{\"class\":\"WATCH\",\"maps\":true}\n".utf8)) }
+            if maps { connection.send(ProtocolWriter.line(WatchMessage(maps: true))) }
             while !stop.requested {
                 let line: [UInt8]?
                 do { line = try connection.readLine(shouldStop: { stop.requested }) } catch {
