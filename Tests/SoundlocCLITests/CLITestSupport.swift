@@ -69,7 +69,7 @@ struct RunningCLI {
 }
 
 /// Drains a pipe on its own thread, so a chatty child never blocks on a full pipe.
-final class PipeReader: @unchecked Sendable {
+final class PipeReader: @unchecked Sendable {  // unchecked: data is written by the reader thread before `done` is signalled and read after
     private let done = DispatchSemaphore(value: 0)
     private var data = Data()
 

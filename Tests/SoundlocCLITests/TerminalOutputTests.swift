@@ -120,7 +120,7 @@ final class TerminalOutputTests: XCTestCase {
 
 /// Keeps what a logger would have written.
 struct CapturingLogHandler: LogHandler {
-    final class Store: @unchecked Sendable {
+    final class Store: @unchecked Sendable {  // unchecked: stored is guarded by `lock`
         private let lock = NSLock()
         private var stored: [String] = []
         var entries: [String] { lock.withLock { stored } }
@@ -140,7 +140,7 @@ struct CapturingLogHandler: LogHandler {
 }
 
 /// A UNIX socket that serves `lines` to the first client, then keeps the connection open until closed.
-final class OneShotServer: @unchecked Sendable {
+final class OneShotServer: @unchecked Sendable {  // unchecked: client is guarded by `lock`
     private let listener: Int32
     private var client: Int32 = -1
     private let lock = NSLock()

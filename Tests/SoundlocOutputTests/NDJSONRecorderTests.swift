@@ -152,7 +152,7 @@ final class NDJSONRecorderTests: XCTestCase {
 }
 
 /// Bytes a reader thread collects.
-private final class ByteCollector: @unchecked Sendable {
+private final class ByteCollector: @unchecked Sendable {  // unchecked: storage is guarded by `lock`
     private let lock = NSLock()
     private var storage: [UInt8] = []
     var bytes: [UInt8] { lock.withLock { storage } }

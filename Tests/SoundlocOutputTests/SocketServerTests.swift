@@ -524,7 +524,7 @@ final class SocketServerTests: XCTestCase {
 }
 
 /// A count several threads add to.
-private final class Tally: @unchecked Sendable {
+private final class Tally: @unchecked Sendable {  // unchecked: count is guarded by `lock`
     private let lock = NSLock()
     private var count = 0
     var value: Int { lock.withLock { count } }
@@ -532,7 +532,7 @@ private final class Tally: @unchecked Sendable {
 }
 
 /// Sequence numbers seen by concurrent reader threads.
-private final class Received: @unchecked Sendable {
+private final class Received: @unchecked Sendable {  // unchecked: storage is guarded by `lock`
     private let lock = NSLock()
     private var storage: [[UInt64]] = [[], []]
     var sequences: [[UInt64]] { lock.withLock { storage } }

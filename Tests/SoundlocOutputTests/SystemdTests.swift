@@ -115,7 +115,7 @@ final class SystemdTests: XCTestCase {
         }
     }
 
-    final class FakeClock: @unchecked Sendable {
+    final class FakeClock: @unchecked Sendable {  // unchecked: the test advances it between beats on the thread that calls heartbeat()
         var nanos: UInt64 = 1_000_000_000
     }
 

@@ -6,7 +6,7 @@ import SoundlocDSOL
 import XCTest
 
 /// A model whose forward pass can be held, standing in for a pipeline that wedges mid-frame.
-final class GatedLocalizer: Localizer, @unchecked Sendable {
+final class GatedLocalizer: Localizer, @unchecked Sendable {  // unchecked: holding is guarded by `lock`; the semaphores are thread-safe
     let inner: DSOLModel
     let entered = DispatchSemaphore(value: 0)
     private let gate = DispatchSemaphore(value: 0)
@@ -30,7 +30,7 @@ final class GatedLocalizer: Localizer, @unchecked Sendable {
 /// The heartbeat systemd's watchdog hangs on: it beats while the pipeline runs, with or without frames, and
 /// stops while the inference thread is stuck.
 final class HeartbeatTests: XCTestCase {
-    final class Counter: @unchecked Sendable {
+    final class Counter: @unchecked Sendable {  // unchecked: count is guarded by `lock`
         private let lock = NSLock()
         private var count = 0
         var value: Int { lock.withLock { count } }

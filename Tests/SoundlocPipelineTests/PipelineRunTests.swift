@@ -7,7 +7,7 @@ import SoundlocOutput
 import XCTest
 
 /// Collects what the pipeline publishes.
-final class RecordingSink: ReportSink, @unchecked Sendable {
+final class RecordingSink: ReportSink, @unchecked Sendable {  // unchecked: the stored reports and statuses are guarded by `lock`
     private let lock = NSLock()
     private var storedReports: [FrameReport] = []
     private var storedStatuses: [StatusMessage] = []
@@ -19,7 +19,7 @@ final class RecordingSink: ReportSink, @unchecked Sendable {
 
 /// Delays every forward pass, to make the pipeline fall behind on purpose, and counts the passes that
 /// started after the video source had ended (a pipeline that queued frames would work through a backlog then).
-final class SlowLocalizer: Localizer, @unchecked Sendable {
+final class SlowLocalizer: Localizer, @unchecked Sendable {  // unchecked: the counters and flag are guarded by `lock`; the rest is immutable
     let inner: DSOLModel
     let delay: TimeInterval
     private let lock = NSLock()

@@ -58,7 +58,7 @@ public enum GuardedOutcome {
 /// hang, `unblock` is called (e.g. to open the other end of a FIFO) so the stuck thread can finish.
 public func runWithHangGuard(seconds: Double = 20, unblock: () -> Void = {},
                              _ body: @escaping @Sendable () throws -> Void) -> GuardedOutcome {
-    final class Box: @unchecked Sendable {
+    final class Box: @unchecked Sendable {  // unchecked: outcome is written by the body thread before `done` is signalled and read after
         let done = DispatchSemaphore(value: 0)
         var outcome = GuardedOutcome.hung
     }
