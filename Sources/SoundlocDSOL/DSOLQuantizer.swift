@@ -78,9 +78,11 @@ public enum DSOLQuantizer {
         // 4-byte tensors first, then int8 ones, each by name: every F32/I32 tensor stays 4-byte aligned.
         var wide = [(String, () throws -> Void)](), narrow = [(String, () throws -> Void)]()
         for (prefix, cin) in [("vision", 3), ("audio", 1)] {
-            for s in Int8ConvSpec.trunk(prefix: prefix, inChannels: cin, width: meta.width) {
-                guard let inHist = stats.histograms[s.input], let outHist = stats.histograms[s.output] else {
-                    preconditionFailure("activation \(s.input) or \(s.output) was never observed")
+            let layout = TrunkLayout(prefix: prefix, inChannels: cin, width: meta.width)
+            for s in layout.convs {
+                let input = layout.calibrationName(s.input), output = layout.calibrationName(s.output)
+                guard let inHist = stats.histograms[input], let outHist = stats.histograms[output] else {
+                    preconditionFailure("activation \(input) or \(output) was never observed")
                 }
                 let inQ = ActivationQuantization(range: inHist.range(method))
                 let outQ = ActivationQuantization(range: outHist.range(method))

@@ -26,16 +26,30 @@ public struct MaxPool2D {
     public func callAsFunction(_ input: Tensor, into output: Tensor) {
         let (oh, ow) = outputSize(height: input.height, width: input.width)
         precondition(output.height == oh && output.width == ow && output.channels == input.channels, "maxpool shape")
-        let c = input.channels
+        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data, lowest: -.infinity)
+    }
+
+    /// Max pooling on uint8 codes (monotone, so it keeps their quantisation).
+    func callAsFunction(_ input: QTensor, into output: QTensor) {
+        let (oh, ow) = outputSize(height: input.height, width: input.width)
+        precondition(output.height == oh && output.width == ow && output.channels == input.channels, "maxpool shape")
+        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data, lowest: 0)
+    }
+
+    /// The loop both precisions share; `lowest` starts each window, which always holds a real tap.
+    @inline(__always)
+    private func pool<T: Comparable>(_ x: UnsafePointer<T>, height: Int, width: Int, channels c: Int,
+                                     into y: UnsafeMutablePointer<T>, lowest: T) {
+        let (oh, ow) = outputSize(height: height, width: width)
         for oy in 0..<oh {
-            let y0 = max(0, oy * stride - padding), y1 = min(input.height, oy * stride - padding + kernel)
+            let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
             for ox in 0..<ow {
-                let x0 = max(0, ox * stride - padding), x1 = min(input.width, ox * stride - padding + kernel)
-                let dst = output.data + (oy * ow + ox) * c
-                dst.update(repeating: -.infinity, count: c)
-                for y in y0..<y1 {
-                    for x in x0..<x1 {
-                        let src = input.data + (y * input.width + x) * c
+                let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
+                let dst = y + (oy * ow + ox) * c
+                dst.update(repeating: lowest, count: c)
+                for yy in y0..<y1 {
+                    for xx in x0..<x1 {
+                        let src = x + (yy * width + xx) * c
                         for j in 0..<c { dst[j] = max(dst[j], src[j]) }
                     }
                 }

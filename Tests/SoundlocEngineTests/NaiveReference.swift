@@ -72,8 +72,8 @@ func naiveAdd(_ a: CHW, _ b: CHW, relu: Bool) -> CHW {
     return y
 }
 
-/// The whole ResNet-18-S5 trunk from the naive layers; `weights` by file name (OIHW).
-func naiveResNet(_ input: CHW, prefix: String, width: Int, weights: [String: [Float]]) -> CHW {
+/// The whole ResNet-18-S5 trunk (or `blocks` per stage) from the naive layers; `weights` by file name (OIHW).
+func naiveResNet(_ input: CHW, prefix: String, width: Int, blocks: [Int] = [2, 2, 2, 2], weights: [String: [Float]]) -> CHW {
     func conv(_ x: CHW, _ name: String, cout: Int, k: Int, stride: Int, relu: Bool) -> CHW {
         naiveConv(x, weight: weights["\(name).weight"]!, bias: weights["\(name).bias"]!, cout: cout, k: k,
                   stride: stride, pad: k / 2, relu: relu)
@@ -82,7 +82,7 @@ func naiveResNet(_ input: CHW, prefix: String, width: Int, weights: [String: [Fl
     x = naiveMaxPool(x, k: 3, stride: 2, pad: 1)
     for (l, stride) in [1, 2, 2, 1].enumerated() {
         let cout = width << l
-        for b in 0..<2 {
+        for b in 0..<blocks[l] {
             let name = "\(prefix).layer\(l + 1).\(b)"
             let s = b == 0 ? stride : 1
             let mid = conv(x, "\(name).conv1", cout: cout, k: 3, stride: s, relu: true)

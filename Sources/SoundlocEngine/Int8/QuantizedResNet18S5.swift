@@ -1,12 +1,12 @@
-import Dispatch
 import Foundation
 
-/// ResNet-18-S5 in int8 (the twin of `ResNet18S5`): uint8 NHWC activations with per-tensor affine
-/// parameters, every convolution through the int8 kernels with ReLU and the block's residual addition
-/// fused into requantisation, max-pooling on the codes. Buffers and the schedule are made at init;
+/// ResNet-18-S5 (or any other `TrunkLayout`) in int8, the twin of `ResNet18S5`: uint8 NHWC activations with
+/// per-tensor affine parameters, every convolution through the int8 kernels with ReLU and the block's residual
+/// addition fused into requantisation, max-pooling on the codes. Buffers and the schedule are made at init;
 /// `forward` allocates nothing. GEMM rows are split over `threads` persistent workers.
 public final class QuantizedResNet18S5: BackboneTrunk {
-    public let prefix: String
+    public let layout: TrunkLayout
+    public var prefix: String { layout.prefix }
     public let inChannels: Int
     public let inputHeight: Int
     public let inputWidth: Int
@@ -33,24 +33,36 @@ public final class QuantizedResNet18S5: BackboneTrunk {
 
     /// The trunk's tensor list in an int8 file.
     public static func tensorSpecs(prefix: String, inChannels: Int, width: Int) -> [TensorSpec] {
-        Int8ConvSpec.tensorSpecs(prefix: prefix, inChannels: inChannels, width: width)
+        TrunkLayout(prefix: prefix, inChannels: inChannels, width: width).int8TensorSpecs
     }
 
-    /// Builds from an int8 file's tensors (validate shapes first). Throws `ModelFileError` when a layer's
-    /// `input_quant` disagrees with the quantisation of the activation it reads.
-    public init(prefix: String, inChannels: Int, width: Int, inputHeight: Int, inputWidth: Int,
-                weights: QuantizedWeightSource, threads: Int = 1) throws {
-        self.prefix = prefix
-        self.inChannels = inChannels
+    /// Builds ResNet-18-S5 from an int8 file's tensors (validate shapes first). Throws `ModelFileError` when a
+    /// layer's `input_quant` disagrees with the quantisation of the activation it reads.
+    public convenience init(prefix: String, inChannels: Int, width: Int, inputHeight: Int, inputWidth: Int,
+                            weights: QuantizedWeightSource, threads: Int = 1) throws {
+        try self.init(TrunkLayout(prefix: prefix, inChannels: inChannels, width: width), inputHeight: inputHeight,
+                      inputWidth: inputWidth, weights: weights, threads: threads)
+    }
+
+    /// Builds `layout` from its int8 tensors (`layout.int8TensorSpecs`; validate shapes first).
+    public init(_ layout: TrunkLayout, inputHeight: Int, inputWidth: Int, weights: QuantizedWeightSource, threads: Int = 1) throws {
+        self.layout = layout
+        inChannels = layout.inChannels
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
-        let specs = Int8ConvSpec.trunk(prefix: prefix, inChannels: inChannels, width: width)
         func quant(_ name: String) throws -> ActivationQuantization {
             try ActivationQuantization(stored: try weights.array(name), tensor: name)
         }
-        var acts = ["\(prefix).input": try quant("\(specs[0].name).input_quant")]
-        var convs = [QuantizedConv2D]()
-        for s in specs {
+        // The input is quantised as the first convolution reads it; every other activation as its producer writes it.
+        let first = layout.convs.first { $0.input == layout.input }!
+        var acts = [layout.input: try quant("\(first.name).input_quant")]
+        var layers = [QuantizedConv2D?]()
+        for op in layout.ops {
+            guard case .conv(let s) = op else {
+                acts[op.output] = acts[op.input]  // max-pooling codes keeps their quantisation
+                layers.append(nil)
+                continue
+            }
             let inQ = try quant("\(s.name).input_quant"), outQ = try quant("\(s.name).output_quant")
             guard acts[s.input] == inQ else {
                 throw ModelFileError.malformedEntry(tensor: "\(s.name).input_quant",
@@ -82,58 +94,45 @@ public final class QuantizedResNet18S5: BackboneTrunk {
                 throw ModelFileError.malformedEntry(tensor: "\(s.name).bias", reason: "element \(bad) exceeds 2^30")
             }
             do {
-                convs.append(try QuantizedConv2D(weightOHWI: codes, weightScale: scales, bias: bias, inChannels: s.inChannels,
-                                                 outChannels: s.outChannels, kernel: s.kernel, stride: s.stride, input: inQ,
-                                                 output: outQ, relu: s.relu, residual: residualQ))
+                layers.append(try QuantizedConv2D(weightOHWI: codes, weightScale: scales, bias: bias, inChannels: s.inChannels,
+                                                  outChannels: s.outChannels, kernel: s.kernel, stride: s.stride, input: inQ,
+                                                  output: outQ, relu: s.relu, residual: residualQ))
             } catch let e as KernelError {
                 throw ModelFileError.malformedEntry(tensor: "\(s.name).weight", reason: e.description)
             }
         }
-        inputQuant = acts["\(prefix).input"]!
-        outputQuant = acts[specs.last!.output]!
+        inputQuant = acts[layout.input]!
+        outputQuant = acts[layout.output]!
 
-        // Shapes, then buffers: one per activation is simplest and at most a few MB.
-        struct Shape { var h: Int, w: Int, c: Int }
-        var shapes = ["\(prefix).input": Shape(h: inputHeight, w: inputWidth, c: inChannels)]
-        var maxWorkspace = 0
-        let maxPool = MaxPool2D(kernel: 3, stride: 2, padding: 1)
-        var stemShape = Shape(h: 0, w: 0, c: 0)
-        for (s, c) in zip(specs, convs) {
-            let x = s.name == specs[0].name ? shapes["\(prefix).input"]! : shapes[s.input]!
-            let (oh, ow) = c.outputSize(height: x.h, width: x.w)
-            precondition(oh >= 1 && ow >= 1, "input \(inputHeight)x\(inputWidth) too small for ResNet-18-S5")
-            maxWorkspace = max(maxWorkspace, c.workspaceCount(height: x.h, width: x.w))
-            if s.name == specs[0].name {
-                stemShape = Shape(h: oh, w: ow, c: s.outChannels)
-                let (ph, pw) = maxPool.outputSize(height: oh, width: ow)
-                shapes[s.output] = Shape(h: ph, w: pw, c: s.outChannels)
-            } else {
-                shapes[s.output] = Shape(h: oh, w: ow, c: s.outChannels)
-            }
-        }
-        var buffers = [String: ByteBuffer]()
-        for (name, sh) in shapes { buffers[name] = ByteBuffer(count: sh.h * sh.w * sh.c) }
-        let stemOut = ByteBuffer(count: stemShape.h * stemShape.w * stemShape.c)
+        // The kernels take the residual as an input of its own, not promised to be read before the output is
+        // written, so no output shares a buffer with what its convolution reads.
+        let plan = TrunkLayout.BufferPlan(layout, inputHeight: inputHeight, inputWidth: inputWidth, residualInPlace: false)
+        let inputStorage = ByteBuffer(count: plan.shapes[layout.input]!.count)
+        let bufs = plan.slotSizes.map { ByteBuffer(count: $0) }
         func view(_ name: String) -> QTensor {
-            let sh = shapes[name]!
-            return QTensor(data: buffers[name]!.pointer, height: sh.h, width: sh.w, channels: sh.c)
+            let s = plan.shapes[name]!
+            return QTensor(data: plan.slots[name].map { bufs[$0].pointer } ?? inputStorage.pointer, height: s.h, width: s.w, channels: s.c)
         }
-        let stemView = QTensor(data: stemOut.pointer, height: stemShape.h, width: stemShape.w, channels: stemShape.c)
         var steps = [Step]()
-        for (s, c) in zip(specs, convs) {
-            if s.name == specs[0].name {
-                steps.append(Step(name: s.name, conv: c, pool: nil, from: view(s.input), to: stemView, residual: nil))
-                steps.append(Step(name: "\(prefix).maxpool", conv: nil, pool: maxPool, from: stemView, to: view(s.output), residual: nil))
-            } else {
-                steps.append(Step(name: s.name, conv: c, pool: nil, from: view(s.input), to: view(s.output),
-                                  residual: s.residual.map { UnsafePointer(buffers[$0]!.pointer) }))
+        var maxWorkspace = 0
+        for (op, layer) in zip(layout.ops, layers) {
+            switch op {
+            case .conv(let s):
+                let x = plan.shapes[s.input]!, y = plan.shapes[s.output]!
+                precondition(layer!.outputSize(height: x.h, width: x.w) == (y.h, y.w), "\(s.name): plan and kernels disagree on the shape")
+                maxWorkspace = max(maxWorkspace, layer!.workspaceCount(height: x.h, width: x.w))
+                steps.append(Step(name: s.name, conv: layer, pool: nil, from: view(s.input), to: view(s.output),
+                                  residual: s.residual.map { UnsafePointer(view($0).data) }))
+            case .maxPool(let p):
+                steps.append(Step(name: p.output, conv: nil, pool: MaxPool2D(kernel: p.kernel, stride: p.stride, padding: p.padding),
+                                  from: view(p.input), to: view(p.output), residual: nil))
             }
         }
         self.steps = steps
-        storage = buffers.keys.sorted().map { buffers[$0]! } + [stemOut]
+        storage = [inputStorage] + bufs
         workspace = ByteBuffer(count: maxWorkspace)
-        input = view("\(prefix).input")
-        output = view(specs.last!.output)
+        input = view(layout.input)
+        output = view(layout.output)
         setThreads(threads)
     }
 
@@ -162,7 +161,7 @@ public final class QuantizedResNet18S5: BackboneTrunk {
             if let c = s.conv {
                 c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, phase: phase, part: part, of: parts)
             } else if let p = s.pool, part == 0 {
-                Self.maxPool(p, s.from, into: s.to)
+                p(s.from, into: s.to)
             }
         }
     }
@@ -221,30 +220,10 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         }
     }
 
-    /// Max pooling on codes; padding is never chosen (every window holds a real tap).
-    static func maxPool(_ p: MaxPool2D, _ x: QTensor, into y: QTensor) {
-        let c = x.channels
-        for oy in 0..<y.height {
-            let y0 = max(0, oy * p.stride - p.padding), y1 = min(x.height, oy * p.stride - p.padding + p.kernel)
-            for ox in 0..<y.width {
-                let x0 = max(0, ox * p.stride - p.padding), x1 = min(x.width, ox * p.stride - p.padding + p.kernel)
-                let dst = y.data + (oy * y.width + ox) * c
-                dst.update(repeating: 0, count: c)
-                for yy in y0..<y1 {
-                    for xx in x0..<x1 {
-                        let src = x.data + (yy * x.width + xx) * c
-                        for j in 0..<c { dst[j] = max(dst[j], src[j]) }
-                    }
-                }
-            }
-        }
-    }
-
+    /// Runs like `forward()` and returns each scheduled layer with its wall time (allocates: for benchmarks).
     public func profile() -> [(layer: String, seconds: Double)] {
-        var out = [(layer: String, seconds: Double)]()
-        for (i, s) in steps.enumerated() {
-            let start = DispatchTime.now().uptimeNanoseconds
-            runStepOnPool(i)
+        profileSteps(steps.count, run: { i in runStepOnPool(i) }, label: { i in
+            let s = steps[i]
             let what: String
             if let c = s.conv {
                 what = "q8 conv \(c.kernel)x\(c.kernel)/\(c.stride)\(s.residual != nil ? "+res" : "") "
@@ -252,9 +231,8 @@ public final class QuantizedResNet18S5: BackboneTrunk {
             } else {
                 what = "maxpool u8 \(s.from.height)x\(s.from.width)x\(s.from.channels)"
             }
-            out.append(("\(what)  [\(s.name)]", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
-        }
-        return out
+            return "\(what)  [\(s.name)]"
+        })
     }
 
     public var bufferAddresses: [UnsafeMutableRawPointer] {
