@@ -37,7 +37,6 @@ public struct MaxPool2D {
     }
 
     /// The loop both precisions share; `lowest` starts each window, which always holds a real tap.
-    @inline(__always)
     private func pool<T: Comparable>(_ x: UnsafePointer<T>, height: Int, width: Int, channels c: Int,
                                      into y: UnsafeMutablePointer<T>, lowest: T) {
         let (oh, ow) = outputSize(height: height, width: width)

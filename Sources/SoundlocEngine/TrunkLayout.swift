@@ -38,6 +38,7 @@ public struct TrunkLayout: Sendable, Equatable {
         case conv(Conv)
         case maxPool(Pool)
 
+        /// The activation read (a conv's residual aside).
         public var input: String {
             switch self {
             case .conv(let c): return c.input
@@ -45,6 +46,7 @@ public struct TrunkLayout: Sendable, Equatable {
             }
         }
 
+        /// The activation written.
         public var output: String {
             switch self {
             case .conv(let c): return c.output
