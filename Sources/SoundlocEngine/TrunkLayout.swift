@@ -73,10 +73,11 @@ public struct TrunkLayout: Sendable, Equatable {
         self.width = width
         self.blocks = blocks
         self.strides = strides
+        // A conv's output activation takes the conv's name.
         func conv(_ name: String, _ cin: Int, _ cout: Int, k: Int, s: Int, _ input: String, residual: String? = nil,
-                  relu: Bool = true, output: String? = nil) -> Op {
-            .conv(Conv(name: name, inChannels: cin, outChannels: cout, kernel: k, stride: s, input: input,
-                       output: output ?? name, residual: residual, relu: relu))
+                  relu: Bool = true) -> Op {
+            .conv(Conv(name: name, inChannels: cin, outChannels: cout, kernel: k, stride: s, input: input, output: name,
+                       residual: residual, relu: relu))
         }
         var ops = [conv("\(prefix).conv1", inChannels, width, k: 7, s: 2, "\(prefix).input"),
                    .maxPool(Pool(kernel: 3, stride: 2, padding: 1, input: "\(prefix).conv1", output: "\(prefix).maxpool"))]
