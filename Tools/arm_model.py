@@ -163,12 +163,17 @@ class Kernel:
 
 # Counted from `clang --target=aarch64-linux-gnu -O2 -S` (Swift 6 toolchain's clang 21) of
 # Sources/CSoundlocKernels/q8-gemm-2x8c16-neon.c and q8-gemm-4x16c4-neondot.c; `--recount-loops` redoes it.
-# neon: 16 accumulators + 16 s16 products + 2 activation + 8 weight registers do not fit the 32 vector registers, so
-# clang spills 8 accumulators per iteration (4 stp q-pairs, 3 ldp + 2 ldr of q) and shuffles 14 registers (mov).
+# neon: one K step is inline assembly (each column's SMULL x2, SMLAL2 x2, SADALP x2 together, weights by
+# post-indexed LDP q), so 16 accumulators + 2 activations + 4 weights + 4 products = 26 vector registers: no spills
+# under clang or gcc, 57 instructions. The intrinsics version it replaced (NEON_SPILLING_LOOP) had clang hoist all
+# products ahead of their SADALPs, spill 8 accumulators per iteration and shuffle 14 registers: 81 instructions.
 NEON = Kernel("neon", 2, 8, 16, 16, {
+    "smull": 16, "smlal2": 16, "sadalp": 16, "ldp_q": 4, "ldr_q": 2, "add": 1, "cmp": 1, "b": 1,
+})
+NEON_SPILLING_LOOP = {
     "smull": 16, "smlal2": 16, "sadalp": 16,
     "ldp_q": 7, "ldr_q": 4, "stp_q": 4, "mov_v": 14, "add": 2, "cmp": 1, "b": 1,
-})
+}
 NEONDOT = Kernel("neondot", 4, 16, 8, 16, {
     "sdot": 32, "ldp_q": 4, "ldr_d": 4, "add": 2, "cmp": 1, "b": 1,
 })
@@ -183,10 +188,11 @@ KERNELS = {"neon": NEON, "neondot": NEONDOT}
 #   Cortex-A76 SOG (PJDOC-466751330-7215, v8.0, 2019): SDOT/UDOT "ASIMD dot product": latency 2, throughput 2 (V0 and
 #     V1); ASIMD multiply (long) V0 only, SADALP V1 only; decode 4 instructions per cycle; two load pipes.
 # A72 "as compiled": llvm-mca 14 -mcpu=cortex-a72 (LLVM models the A72 with its Cortex-A57 model, built from the A57
-# SOG, whose ASIMD tables the A72 SOG repeats for these instructions) on the clang loop: 42.1 cycles per iteration
-# (200 iterations; dispatch of the spill stores' micro-ops is the limit). A76: this LLVM has no A76 model; the loop
-# has no spills and 11 cycles of decode for 16 cycles of SDOT, so "as compiled" is the SDOT bound plus an assumed
-# 0-15 % (5 % nominal).
+# SOG, whose ASIMD tables the A72 SOG repeats for these instructions) on the clang loop: 32.1 cycles per iteration
+# (200 iterations, 6417 cycles; F0 busy 32 cycles, F1 16, the load pipe 10, decode 19): the loop is at its F0 bound.
+# The spilling loop it replaced: 42.1 cycles (8420; dispatch of the spill stores' micro-ops was the limit).
+# A76: this LLVM has no A76 model; the loop has no spills and 11 cycles of decode for 16 cycles of SDOT, so "as
+# compiled" is the SDOT bound plus an assumed 0-15 % (5 % nominal).
 
 
 @dataclass(frozen=True)
@@ -212,17 +218,24 @@ def a76_ideal_cycles() -> float:
     return NEONDOT.loop["sdot"] / 2.0
 
 
-A72_MCA_CYCLES = 42.1  # llvm-mca 14, -mcpu=cortex-a72, clang 21 -O2 loop body, 200 iterations
+A72_MCA_CYCLES = 32.1  # llvm-mca 14, -mcpu=cortex-a72, clang 21 -O2 loop body, 200 iterations
+A72_MCA_CYCLES_SPILLING = 42.1  # the same for NEON_SPILLING_LOOP (the intrinsics loop before the fix)
 
 
-def a72_own_count_cycles() -> float:
-    """Own resource count of the as-compiled neon loop on the A72: F0 carries the 32 multiplies and half of the 14
-    vector moves (the other half go to F1 with the 16 SADALP): 39 cycles."""
-    return NEON.loop["smull"] + NEON.loop["smlal2"] + NEON.loop["mov_v"] / 2
+def a72_own_count_cycles(loop: dict | None = None) -> float:
+    """Own resource count of a neon loop on the A72: F0 carries the 32 multiplies and half of the vector moves (the
+    other half go to F1 with the 16 SADALP): 32 cycles for the shipped loop, 39 for the spilling one (14 moves)."""
+    loop = NEON.loop if loop is None else loop
+    return loop["smull"] + loop["smlal2"] + loop.get("mov_v", 0) / 2
+
+
+def a72_loop_cycles(loop: dict | None = None, mca: float = A72_MCA_CYCLES) -> tuple:
+    """(low, nominal, high) cycles per neon iteration: own count, llvm-mca, llvm-mca + 10 %."""
+    return (a72_own_count_cycles(loop), mca, mca * 1.1)
 
 
 def cores() -> dict[str, Core]:
-    a72_loop = (a72_own_count_cycles(), A72_MCA_CYCLES, A72_MCA_CYCLES * 1.1)
+    a72_loop = a72_loop_cycles()
     a76_loop = (a76_ideal_cycles(), a76_ideal_cycles() * 1.05, a76_ideal_cycles() * 1.15)
     common72 = dict(kernel=NEON, loop_cycles=a72_loop, ipc_other=(2.0, 1.5, 1.0), fp32_macs_per_cycle=8.0,
                     dram_gbs=(6.0, 4.5, 3.0))
@@ -253,38 +266,41 @@ PARALLEL_EFFICIENCY = {1: (1.0, 1.0, 1.0), 2: (0.95, 0.85, 0.7), 3: (0.9, 0.75, 
 #   other:   q8_gemm_drive + q8_pack_a_s8_neon + q8_requant_neon
 #   im2col:  soundloc_u8_im2col_nhwc + memcpy + memset + their PLT stubs (includes the one packing memset, < 2 %)
 # -cpu cortex-a72 for neon, -cpu cortex-a76 for neondot; binary built like Tools/kernels/test_arm.sh's clang build.
+# neon's "loop" values were re-measured after its K step became inline assembly (57-instruction body + 53 per call);
+# its "other" came out identical, its "im2col" within 0.1 % (the stem im2col changed since), so those stay as first
+# measured.
 QEMU_COUNTS: dict = {
     "neon": {
-        "13x4x256->256 k3s1": {"loop": 9856704, "iterations": 119808, "other": 262291, "im2col": 67474},
-        "13x4x256->256 k3s1r": {"loop": 9856704, "iterations": 119808, "other": 281115, "im2col": 67474},
-        "13x4x256->512 k1s1": {"loop": 2258048, "iterations": 26624, "other": 194053, "im2col": 8390},
-        "13x4x256->512 k3s1": {"loop": 19713408, "iterations": 239616, "other": 524485, "im2col": 104402},
-        "13x4x512->512 k3s1": {"loop": 39325312, "iterations": 479232, "other": 881541, "im2col": 194498},
-        "13x4x512->512 k3s1r": {"loop": 39325312, "iterations": 479232, "other": 919189, "im2col": 194498},
-        "14x14x256->256 k3s1": {"loop": 37152192, "iterations": 451584, "other": 981931, "im2col": 154862},
-        "14x14x256->256 k3s1r": {"loop": 37152192, "iterations": 451584, "other": 1052883, "im2col": 154862},
-        "14x14x256->512 k1s1": {"loop": 8511104, "iterations": 100352, "other": 726133, "im2col": 8390},
-        "14x14x256->512 k3s1": {"loop": 74304384, "iterations": 903168, "other": 1963765, "im2col": 191790},
-        "14x14x512->512 k3s1": {"loop": 148226176, "iterations": 1806336, "other": 3301749, "im2col": 332142},
-        "14x14x512->512 k3s1r": {"loop": 148226176, "iterations": 1806336, "other": 3443653, "im2col": 332142},
-        "201x64x1->64 k7s2": {"loop": 4977280, "iterations": 51712, "other": 1481198, "im2col": 1978116},
-        "224x224x3->64 k7s2": {"loop": 43703296, "iterations": 501760, "other": 6501062, "im2col": 7498856},
-        "26x8x128->128 k3s1": {"loop": 9907456, "iterations": 119808, "other": 342762, "im2col": 99372},
-        "26x8x128->128 k3s1r": {"loop": 9907456, "iterations": 119808, "other": 380410, "im2col": 99372},
-        "26x8x128->256 k1s2": {"loop": 589888, "iterations": 6656, "other": 90419, "im2col": 9077},
-        "26x8x128->256 k3s2": {"loop": 4953728, "iterations": 59904, "other": 173027, "im2col": 41570},
-        "28x28x128->128 k3s1": {"loop": 37343488, "iterations": 451584, "other": 1291578, "im2col": 351764},
-        "28x28x128->128 k3s1r": {"loop": 37343488, "iterations": 451584, "other": 1433482, "im2col": 351764},
-        "28x28x128->256 k1s2": {"loop": 2223424, "iterations": 25088, "other": 338027, "im2col": 29487},
-        "28x28x128->256 k3s2": {"loop": 18671744, "iterations": 225792, "other": 647435, "im2col": 104653},
-        "51x16x64->128 k1s2": {"loop": 640640, "iterations": 6656, "other": 172306, "im2col": 27471},
-        "51x16x64->128 k3s2": {"loop": 4953728, "iterations": 59904, "other": 225554, "im2col": 77172},
-        "51x16x64->64 k3s1": {"loop": 9716928, "iterations": 117504, "other": 577250, "im2col": 286598},
-        "51x16x64->64 k3s1r": {"loop": 9716928, "iterations": 117504, "other": 653138, "im2col": 286598},
-        "56x56x64->128 k1s2": {"loop": 2414720, "iterations": 25088, "other": 649090, "im2col": 100065},
-        "56x56x64->128 k3s2": {"loop": 18671744, "iterations": 225792, "other": 849794, "im2col": 280207},
-        "56x56x64->64 k3s1": {"loop": 37343488, "iterations": 451584, "other": 2218070, "im2col": 1102544},
-        "56x56x64->64 k3s1r": {"loop": 37343488, "iterations": 451584, "other": 2509718, "im2col": 1102544},
+        "13x4x256->256 k3s1": {"loop": 6961344, "iterations": 119808, "other": 262291, "im2col": 67474},
+        "13x4x256->256 k3s1r": {"loop": 6961344, "iterations": 119808, "other": 281115, "im2col": 67474},
+        "13x4x256->512 k1s1": {"loop": 1605760, "iterations": 26624, "other": 194053, "im2col": 8390},
+        "13x4x256->512 k3s1": {"loop": 13922688, "iterations": 239616, "other": 524485, "im2col": 104402},
+        "13x4x512->512 k3s1": {"loop": 27757184, "iterations": 479232, "other": 881541, "im2col": 194498},
+        "13x4x512->512 k3s1r": {"loop": 27757184, "iterations": 479232, "other": 919189, "im2col": 194498},
+        "14x14x256->256 k3s1": {"loop": 26238912, "iterations": 451584, "other": 981931, "im2col": 154862},
+        "14x14x256->256 k3s1r": {"loop": 26238912, "iterations": 451584, "other": 1052883, "im2col": 154862},
+        "14x14x256->512 k1s1": {"loop": 6052480, "iterations": 100352, "other": 726133, "im2col": 8390},
+        "14x14x256->512 k3s1": {"loop": 52477824, "iterations": 903168, "other": 1963765, "im2col": 191790},
+        "14x14x512->512 k3s1": {"loop": 104623232, "iterations": 1806336, "other": 3301749, "im2col": 332142},
+        "14x14x512->512 k3s1r": {"loop": 104623232, "iterations": 1806336, "other": 3443653, "im2col": 332142},
+        "201x64x1->64 k7s2": {"loop": 3632768, "iterations": 51712, "other": 1481198, "im2col": 1978116},
+        "224x224x3->64 k7s2": {"loop": 31259648, "iterations": 501760, "other": 6501062, "im2col": 7498856},
+        "26x8x128->128 k3s1": {"loop": 7005440, "iterations": 119808, "other": 342762, "im2col": 99372},
+        "26x8x128->128 k3s1r": {"loop": 7005440, "iterations": 119808, "other": 380410, "im2col": 99372},
+        "26x8x128->256 k1s2": {"loop": 423488, "iterations": 6656, "other": 90419, "im2col": 9077},
+        "26x8x128->256 k3s2": {"loop": 3502720, "iterations": 59904, "other": 173027, "im2col": 41570},
+        "28x28x128->128 k3s1": {"loop": 26405120, "iterations": 451584, "other": 1291578, "im2col": 351764},
+        "28x28x128->128 k3s1r": {"loop": 26405120, "iterations": 451584, "other": 1433482, "im2col": 351764},
+        "28x28x128->256 k1s2": {"loop": 1596224, "iterations": 25088, "other": 338027, "im2col": 29487},
+        "28x28x128->256 k3s2": {"loop": 13202560, "iterations": 225792, "other": 647435, "im2col": 104653},
+        "51x16x64->128 k1s2": {"loop": 467584, "iterations": 6656, "other": 172306, "im2col": 27471},
+        "51x16x64->128 k3s2": {"loop": 3502720, "iterations": 59904, "other": 225554, "im2col": 77172},
+        "51x16x64->64 k3s1": {"loop": 6870720, "iterations": 117504, "other": 577250, "im2col": 286598},
+        "51x16x64->64 k3s1r": {"loop": 6870720, "iterations": 117504, "other": 653138, "im2col": 286598},
+        "56x56x64->128 k1s2": {"loop": 1762432, "iterations": 25088, "other": 649090, "im2col": 100065},
+        "56x56x64->128 k3s2": {"loop": 13202560, "iterations": 225792, "other": 849794, "im2col": 280207},
+        "56x56x64->64 k3s1": {"loop": 26405120, "iterations": 451584, "other": 2218070, "im2col": 1102544},
+        "56x56x64->64 k3s1r": {"loop": 26405120, "iterations": 451584, "other": 2509718, "im2col": 1102544},
     },
     "neondot": {
         "13x4x256->256 k3s1": {"loop": 2664480, "iterations": 59904, "other": 203203, "im2col": 67474},
@@ -535,17 +551,20 @@ def summary(width: int = 64) -> dict:
     return out
 
 
-# What the neon loop would cost without the spills (docs/ARM_PERFORMANCE.md, "proposed changes"): the F0 bound of
-# 32 cycles, +5 % nominal and +15 % pessimistic for scheduling.
-NEON_SPILL_FREE = (32.0, 33.6, 36.8)
+# The neon loop before the spill fix (docs/ARM_PERFORMANCE.md, "Waste found", item 1): 81 instructions, 39 / 42.1 /
+# 46.3 cycles per iteration. Kept as a what-if so the report shows what the fix is worth. (The non-loop counts are
+# the fixed kernel's; the old loop's prologue/epilogue differed by under 1 instruction per iteration.)
+NEON_SPILLING = a72_loop_cycles(NEON_SPILLING_LOOP, A72_MCA_CYCLES_SPILLING)
 
 
 def what_if_rows() -> list[dict]:
-    """The 4-thread Pi 4 frame with a spill-free neon loop, and the full frame at smaller widths (nominal)."""
+    """The Pi 4 frame (1 and 4 threads) with the spilling neon loop the kernel had before the fix."""
     rows = []
     for board in ("pi4-1.5", "pi4-1.8"):
-        r = [estimate(board, 4, e, loop_cycles=NEON_SPILL_FREE)["frame_ms"] for e in (0, 1, 2)]
-        rows.append({"case": f"{board}, 4 threads, spill-free neon loop", "frame_ms": r[1], "low": r[0], "high": r[2]})
+        for t in (1, 4):
+            r = [estimate(board, t, e, loop_cycles=NEON_SPILLING)["frame_ms"] for e in (0, 1, 2)]
+            rows.append({"case": f"{board}, {t} thread{'s' if t > 1 else ''}, the spilling neon loop before the fix",
+                         "frame_ms": r[1], "low": r[0], "high": r[2]})
     return rows
 
 
