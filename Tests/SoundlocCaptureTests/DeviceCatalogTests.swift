@@ -95,7 +95,7 @@ final class DeviceCatalogTests: XCTestCase {
         for folder in ["v4l/by-id", "v4l/by-path"] {
             try FileManager.default.createDirectory(at: dev.appendingPathComponent(folder), withIntermediateDirectories: true)
         }
-        for node in ["video0", "video1", "video2"] { FileManager.default.createFile(atPath: dev.appendingPathComponent(node).path, contents: nil) }
+        for node in ["video0", "video1", "video2"] { _ = FileManager.default.createFile(atPath: dev.appendingPathComponent(node).path, contents: nil) }
         // udev's links are relative, two folders up.
         let links = [
             ("v4l/by-id/usb-046d_C270_HD_WEBCAM_2009-video-index0", "../../video0"),

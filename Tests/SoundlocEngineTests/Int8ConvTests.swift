@@ -104,7 +104,8 @@ final class Int8ConvTests: XCTestCase {
 
     func testWeightQuantizerKeepsScalesNormalAndBiasesWhole() {
         // channel 0: trained-out weights (m / 127 underflows to 0); channel 1: tiny weights with a real bias
-        let w: [Float] = [3.9e-44, 0, -1e-40, 0, /* channel 1 */ 1e-9, -2e-9, 0, 0]
+        // Subnormals written by bit pattern (a decimal literal that small draws an underflow warning): 3.9e-44, -1e-40.
+        let w: [Float] = [Float(bitPattern: 28), 0, -Float(bitPattern: 71362), 0, /* channel 1 */ 1e-9, -2e-9, 0, 0]
         let (codes0, scales0) = w.withUnsafeBufferPointer { WeightQuantizer.quantize(oihw: $0, out: 2, in: 4, kh: 1, kw: 1) }
         XCTAssertEqual(scales0[0], 1, "no normal scale from the weights: scale 1, codes 0")
         XCTAssertEqual(Array(codes0[0..<4]), [0, 0, 0, 0])

@@ -137,10 +137,10 @@ final class Int8ModelTests: XCTestCase {
         XCTAssertEqual(try loadError(f)?.tensor, "audio.conv1.input_quant")
         // Scales that are not normal floats, or that overflow the requantisation multiplier.
         f = pristine
-        f.setFloat("vision.layer1.0.conv1.weight_scale", index: 2, 1e-42)
+        f.setFloat("vision.layer1.0.conv1.weight_scale", index: 2, Float(bitPattern: 714))  // 1e-42, subnormal
         XCTAssertEqual(try loadError(f)?.tensor, "vision.layer1.0.conv1.weight_scale")
         f = pristine
-        f.setFloat("audio.conv1.input_quant", index: 0, 1e-40)
+        f.setFloat("audio.conv1.input_quant", index: 0, Float(bitPattern: 71362))  // 1e-40, subnormal
         XCTAssertEqual(try loadError(f)?.tensor, "audio.conv1.input_quant")
         f = pristine
         f.setFloat("vision.layer2.1.conv2.weight_scale", index: 0, 1e6)

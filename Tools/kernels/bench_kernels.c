@@ -1,5 +1,5 @@
 // Single-thread GOPS (2·M·N·K per second) of the q8 GEMM implementations on ResNet-18-S5 shapes, beside OpenBLAS
-// sgemm on the same shapes. Built and run by Tools/kernels/bench.sh.
+// sgemm on the same shapes; then, on AVX2 machines, the 3×3 stride-1 layers through im2col + GEMM and Winograd. Built and run by Tools/kernels/bench.sh.
 //   bench_kernels [IMPL ...]     default: every implementation this CPU supports except reference
 #include <cblas.h>
 #include <stdint.h>
@@ -52,6 +52,63 @@ static void run_q8(void *p) {
     b->impl->gemm_q8(b->packed, 0, b->m, 0, b->n, b->a, b->k, b->rq, b->c, b->n);
 }
 
+typedef struct {
+    size_t h, w, c, n;
+    const void *packed;
+    const uint8_t *x;
+    uint8_t *col, *y;
+    void *workspace;
+    const soundloc_q8_requant *rq;
+    const soundloc_q8_gemm_impl *impl;
+} conv_ctx;
+
+static void run_wino(void *p) {
+    conv_ctx *b = p;
+    soundloc_q8_wino_conv(SOUNDLOC_WINO_BEST, b->packed, b->x, b->h, b->w, b->c, 0, 0, (b->h + 1) / 2, b->rq, b->y, b->workspace);
+}
+
+static void run_im2col_gemm(void *p) {
+    conv_ctx *b = p;
+    const size_t m = b->h * b->w, k = 9 * b->c;
+    soundloc_u8_im2col_nhwc(b->x, b->h, b->w, b->c, 3, 3, 1, 1, 1, 1, b->w, 0, 0, m, b->col, k);
+    b->impl->gemm_q8(b->packed, 0, m, 0, b->n, b->col, k, b->rq, b->y, b->n);
+}
+
+// The 3×3 stride-1 layers of both trunks: im2col + the avx2 GEMM against Winograd F(2×2,3×3), in GOPS of the direct
+// convolution (2·H·W·N·9C per second, so the columns compare times).
+static void bench_winograd(void) {
+    static const size_t layers[][4] = {
+        {56, 56, 64, 64}, {28, 28, 128, 128}, {14, 14, 256, 256}, {14, 14, 256, 512}, {14, 14, 512, 512},
+        {51, 16, 64, 64}, {26, 8, 128, 128}, {13, 4, 256, 256}, {13, 4, 512, 512},
+    };
+    const soundloc_q8_gemm_impl *avx2 = soundloc_kernels_impl("avx2");
+    if (!avx2 || !soundloc_kernels_supported("avx2")) return;
+    printf("\n%-18s %10s %10s  (3x3 stride 1, GOPS of the direct convolution, 1 thread)\n", "H x W x C -> N",
+           "avx2 gemm", "winograd");
+    for (size_t s = 0; s < sizeof layers / sizeof layers[0]; s++) {
+        const size_t h = layers[s][0], w = layers[s][1], c = layers[s][2], n = layers[s][3], k = 9 * c;
+        const double ops = 2.0 * (double)(h * w) * (double)n * (double)k;
+        uint8_t *x = malloc(h * w * c), *col = malloc(h * w * k), *y = malloc(h * w * n);
+        int8_t *wt = malloc(n * k);
+        float *scale = malloc(n * 4);
+        for (size_t i = 0; i < h * w * c; i++) x[i] = (uint8_t)(rand() & 255);
+        for (size_t i = 0; i < n * k; i++) wt[i] = (int8_t)(rand() % 255 - 127);
+        for (size_t j = 0; j < n; j++) scale[j] = 1e-4f;
+        soundloc_q8_requant rq = {scale, 0, 0, 255, NULL, 0, 0, 0};
+        void *pg = malloc(avx2->packed_size(n, k)), *pw = malloc(soundloc_q8_wino_packed_size(n, c));
+        void *ws = malloc(soundloc_q8_wino_workspace_size(h, w, c, n));
+        avx2->pack_weights(n, k, wt, NULL, 0, pg);
+        soundloc_q8_wino_pack_weights(n, c, wt, NULL, pw);
+        conv_ctx g = {h, w, c, n, pg, x, col, y, NULL, &rq, avx2}, v = {h, w, c, n, pw, x, col, y, ws, &rq, avx2};
+        char label[40];
+        snprintf(label, sizeof label, "%zux%zux%zu->%zu", h, w, c, n);
+        printf("%-18s %10.1f", label, time_it(run_im2col_gemm, &g, ops));
+        fflush(stdout);
+        printf(" %10.1f\n", time_it(run_wino, &v, ops));
+        free(x), free(col), free(y), free(wt), free(scale), free(pg), free(pw), free(ws);
+    }
+}
+
 static void run_sgemm(void *p) {
     bench_ctx *b = p;  // C[M×N] = A[M×K] · W[N×K]ᵀ, the fp32 engine's im2col layout
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->m, (int)b->n, (int)b->k, 1.0f, b->fa, (int)b->k, b->fw,
@@ -97,5 +154,6 @@ int main(int argc, char **argv) {
         printf(" %10.1f\n", time_it(run_sgemm, &b, ops));
         free(a), free(c), free(w), free(scale), free(fa), free(fw), free(fc);
     }
+    bench_winograd();
     return 0;
 }
