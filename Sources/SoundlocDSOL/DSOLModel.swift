@@ -101,9 +101,13 @@ public final class DSOLModel {
             }
             int8Kernel = kernel
             let v = try QuantizedResNet18S5(prefix: "vision", inChannels: 3, width: meta.width, inputHeight: meta.imageSize,
-                                            inputWidth: meta.imageSize, weights: file, threads: threads)
+                                            inputWidth: meta.imageSize, weights: file)
             let a = try QuantizedResNet18S5(prefix: "audio", inChannels: 1, width: meta.width, inputHeight: meta.audio.frames,
-                                            inputWidth: meta.audio.melBands, weights: file, threads: threads)
+                                            inputWidth: meta.audio.melBands, weights: file)
+            // One pool for both trunks: its workers stay warm from one network to the next.
+            let pool = threads > 1 ? WorkerPool(parts: threads) : nil
+            v.use(pool: pool)
+            a.use(pool: pool)
             trunks = .int8(vision: v, audio: a, fv: FloatBuffer(count: v.output.count))
             vision = v
             audio = a
@@ -129,8 +133,9 @@ public final class DSOLModel {
         if case .int8(let v, let a, _) = trunks {
             // The fp32 heads are too small to gain from OpenBLAS threads (and threaded OpenBLAS allocates per call).
             BLASThreads.set(1)
-            v.setThreads(n)
-            a.setThreads(n)
+            let pool = n > 1 ? WorkerPool(parts: n) : nil
+            v.use(pool: pool)
+            a.use(pool: pool)
         } else {
             BLASThreads.set(n)
         }

@@ -136,21 +136,28 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         setThreads(threads)
     }
 
-    deinit { pool?.shutdown() }
+    deinit { if ownsPool { pool?.shutdown() } }
 
-    /// Threads the GEMMs' rows are split over (the caller's plus `threads − 1` workers).
-    public private(set) var threads = 1
+    /// Threads the GEMMs are split over (the caller's plus the pool's workers).
+    public var threads: Int { pool?.parts ?? 1 }
+    /// Whether `pool` was made by `setThreads` (and ends with this trunk) rather than passed in by `use(pool:)`.
+    private var ownsPool = false
+    /// The pool's job: piece `part` of the current step's current phase (made once, so running it allocates nothing).
+    private lazy var job: (Int) -> Void = { [unowned self] part in
+        self.runStep(self.current, phase: self.currentPhase, part: part, of: self.threads)
+    }
 
-    /// Replaces the worker threads (not per frame: this starts threads).
+    /// Replaces the worker threads with a pool of this trunk's own (not per frame: this starts threads).
     public func setThreads(_ n: Int) {
-        threads = max(1, n)
-        pool?.shutdown()
-        pool = nil
-        if threads > 1 {
-            let p = WorkerPool(parts: threads), parts = threads
-            p.setWork { [unowned self] part in self.runStep(self.current, phase: self.currentPhase, part: part, of: parts) }
-            pool = p
-        }
+        use(pool: n > 1 ? WorkerPool(parts: n) : nil)
+        ownsPool = pool != nil
+    }
+
+    /// Splits the work over `pool` (shared with other networks; nil: this thread only). Not while running.
+    public func use(pool newPool: WorkerPool?) {
+        if ownsPool { pool?.shutdown() }
+        pool = newPool
+        ownsPool = false
     }
 
     public var outputShape: (height: Int, width: Int, channels: Int) { (output.height, output.width, output.channels) }
@@ -174,7 +181,7 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         current = i
         for phase in 0..<conv.phaseCount(parts: pool.parts) {
             currentPhase = phase
-            pool.run()
+            pool.run(job)
         }
     }
 

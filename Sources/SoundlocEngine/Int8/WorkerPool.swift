@@ -1,53 +1,93 @@
 import Dispatch
 import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A fixed set of threads that run one job in `parts` pieces (piece 0 on the caller) and return when
-/// all are done. The job is installed once, so running it allocates nothing.
-final class WorkerPool {
-    let parts: Int
-    private final class Shared: @unchecked Sendable {  // unchecked: work/stop are written before the go semaphores are signalled, which order them for the workers
-        var work: ((Int) -> Void)?
-        var stop = false
-        let go: [DispatchSemaphore]
-        let done = DispatchSemaphore(value: 0)
-        init(workers: Int) { go = (0..<workers).map { _ in DispatchSemaphore(value: 0) } }
+/// Threads that run one job at a time in `parts` pieces (piece 0 on the caller) and return when all are done.
+/// One pool serves every network of a model (`DSOLModel` passes it to both trunks). Running a stored job allocates
+/// nothing. Between jobs a worker yields for a while before it sleeps: a frame's layers follow each other within
+/// microseconds, and a semaphore wake-up per layer would cost more than the smaller layers take.
+public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is written before `generation` is published and read after it is seen
+    public let parts: Int
+
+    /// One worker's sleeping flag and its wake-up.
+    private final class Slot: Sendable {
+        let sleeping = Atomic<Bool>(false)
+        let wake = DispatchSemaphore(value: 0)
+    }
+    private final class Shared: @unchecked Sendable {  // unchecked: as the pool's `job`
+        var job: ((Int) -> Void)?
+        let generation = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let slots: [Slot]
+        init(workers: Int) { slots = (0..<workers).map { _ in Slot() } }
     }
     private let shared: Shared
 
-    init(parts: Int) {
+    /// Yields a worker makes waiting for the next job before it sleeps (each a sched_yield, about 0.1–1 µs).
+    static let yieldsBeforeSleeping = 2000
+
+    public init(parts: Int) {
         self.parts = max(1, parts)
         shared = Shared(workers: self.parts - 1)
         for i in 0..<(self.parts - 1) {
             let s = shared
-            let t = Thread {
-                while true {
-                    s.go[i].wait()
-                    if s.stop { return }
-                    s.work?(i + 1)
-                    s.done.signal()
-                }
-            }
+            let t = Thread { Self.workerLoop(s, index: i) }
             t.name = "soundloc-int8-\(i + 1)"
             t.start()
         }
     }
 
-    /// Installs the job (called with the piece index); must not capture the pool's owner strongly.
-    func setWork(_ work: @escaping (Int) -> Void) { shared.work = work }
+    private static func workerLoop(_ s: Shared, index i: Int) {
+        let slot = s.slots[i]
+        var seen = 0
+        while true {
+            var yields = 0
+            while s.generation.load(ordering: .acquiring) == seen, !s.stop.load(ordering: .relaxed) {
+                if yields < yieldsBeforeSleeping {
+                    yields += 1
+                    sched_yield()
+                    continue
+                }
+                // Announce the sleep, then look again: the runner either sees the flag and signals, or this thread
+                // sees the new job (both sides use sequentially consistent operations, so one of them must).
+                slot.sleeping.store(true, ordering: .sequentiallyConsistent)
+                if s.generation.load(ordering: .sequentiallyConsistent) != seen || s.stop.load(ordering: .sequentiallyConsistent) {
+                    if !slot.sleeping.exchange(false, ordering: .sequentiallyConsistent) { slot.wake.wait() }  // the runner's signal
+                } else {
+                    slot.wake.wait()
+                }
+                yields = 0
+            }
+            if s.stop.load(ordering: .acquiring) { return }
+            seen = s.generation.load(ordering: .acquiring)
+            s.job?(i + 1)
+            s.pending.subtract(1, ordering: .releasing)
+        }
+    }
 
-    /// Runs the job's pieces and waits for them.
-    func run() {
-        // Index loops: iterating an array unspecialised (debug builds) allocates a frame per element.
+    /// Runs `job`'s pieces (`job(0)` on this thread) and waits for them. Jobs must not overlap.
+    public func run(_ job: @escaping (Int) -> Void) {
         let workers = parts - 1
-        for i in 0..<workers { shared.go[i].signal() }
-        shared.work?(0)
-        for _ in 0..<workers { shared.done.wait() }
+        guard workers > 0 else { return job(0) }
+        shared.job = job
+        shared.pending.store(workers, ordering: .relaxed)
+        shared.generation.add(1, ordering: .sequentiallyConsistent)
+        // Index loop: iterating an array unspecialised (debug builds) allocates a frame per element.
+        for i in 0..<workers where shared.slots[i].sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            shared.slots[i].wake.signal()
+        }
+        job(0)
+        while shared.pending.load(ordering: .acquiring) > 0 { sched_yield() }
     }
 
     /// Ends the threads; the pool is unusable afterwards.
-    func shutdown() {
-        shared.stop = true
-        for g in shared.go { g.signal() }
+    public func shutdown() {
+        shared.stop.store(true, ordering: .sequentiallyConsistent)
+        for slot in shared.slots where slot.sleeping.exchange(false, ordering: .sequentiallyConsistent) { slot.wake.signal() }
     }
 
     deinit { shutdown() }
