@@ -20,6 +20,7 @@ done
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 debian_packages=(
   pkg-config
@@ -27,18 +28,9 @@ debian_packages=(
   alsa-utils
 )
 
-missing=()
-for p in "${debian_packages[@]}"; do
-  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]} (re-run with sudo)"
-  command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
-  say "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed (network or mirror problem?)"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install failed for: ${missing[*]}"
+apt_find_missing "${debian_packages[@]}"
+if ((${#apt_missing[@]})); then
+  apt_install "Debian packages" "${apt_missing[@]}"
 else
   say "Debian packages present"
 fi
@@ -58,18 +50,9 @@ test_debian_packages=(qemu-system-x86 busybox-static cpio xz-utils ffmpeg
                       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
                       mmdebstrap systemd)
 if [[ " $* " == *" --test "* ]]; then
-  test_missing=()
-  for p in "${test_debian_packages[@]}"; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || test_missing+=("$p")
-  done
-  if ((${#test_missing[@]})); then
-    [[ $(id -u) -eq 0 ]] || die "need root to install: ${test_missing[*]} (re-run with sudo)"
-    command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${test_missing[*]}"
-    say "installing Debian test packages: ${test_missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || die "apt-get update failed (network or mirror problem?)"
-    apt-get install -y -qq --no-install-recommends "${test_missing[@]}" >/dev/null \
-      || die "apt-get install failed for: ${test_missing[*]}"
+  apt_find_missing "${test_debian_packages[@]}"
+  if ((${#apt_missing[@]})); then
+    apt_install "Debian test packages" "${apt_missing[@]}"
   else
     say "Debian test packages present"
   fi

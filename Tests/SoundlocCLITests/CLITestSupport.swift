@@ -48,6 +48,21 @@ enum CLI {
     }
 }
 
+/// A test case with a fresh temporary `directory` per test (removed afterwards) and `write` to put files in it.
+class CLIDirectoryTestCase: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws { directory = try CLI.temporaryDirectory() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    /// Writes `bytes` to `name` in `directory`; returns its path.
+    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+}
+
 /// A `soundloc` child process started by `CLI.start`.
 struct RunningCLI {
     let process: Process

