@@ -27,8 +27,9 @@ public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is wri
     }
     private let shared: Shared
 
-    /// Yields a worker makes waiting for the next job before it sleeps (each a sched_yield, about 0.1–1 µs).
-    static let yieldsBeforeSleeping = 2000
+    /// How long a worker keeps yielding for the next job before it sleeps: longer than the serial steps between a
+    /// frame's jobs (pooling, input quantisation), short against the gap between frames (idle yielding costs CPU).
+    static let spinNanoseconds: UInt64 = 200_000
 
     public init(parts: Int) {
         self.parts = max(1, parts)
@@ -45,10 +46,9 @@ public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is wri
         let slot = s.slots[i]
         var seen = 0
         while true {
-            var yields = 0
+            var spinStart = DispatchTime.now().uptimeNanoseconds
             while s.generation.load(ordering: .acquiring) == seen, !s.stop.load(ordering: .relaxed) {
-                if yields < yieldsBeforeSleeping {
-                    yields += 1
+                if DispatchTime.now().uptimeNanoseconds - spinStart < spinNanoseconds {
                     sched_yield()
                     continue
                 }
@@ -60,7 +60,7 @@ public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is wri
                 } else {
                     slot.wake.wait()
                 }
-                yields = 0
+                spinStart = DispatchTime.now().uptimeNanoseconds
             }
             if s.stop.load(ordering: .acquiring) { return }
             seen = s.generation.load(ordering: .acquiring)
