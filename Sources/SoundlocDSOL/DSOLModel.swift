@@ -80,11 +80,10 @@ public final class DSOLModel {
     }
 
     /// Loads and validates `path` (throws `ModelFileError` naming the offending tensor or key), fp32 or
-    /// int8 by its `precision` metadata. fp32 sets OpenBLAS to `threads` threads (process-wide); int8
-    /// splits its GEMMs over `threads` threads of its own and sets OpenBLAS (its fp32 heads) to 1.
+    /// int8 by its `precision` metadata. Both trunks split their layers over one pool of `threads` threads
+    /// (the caller's and `threads` − 1 workers); the heads are too small to gain from threads.
     /// `verifyChecksum: false` skips hashing the data section (faster start; every other check still runs).
     public init(path: String, threads: Int = 1, verifyChecksum: Bool = true) throws {
-        BLASThreads.set(threads)
         let file = try SafeTensorsFile(path: path)
         let meta = try ModelMetadata(file.metadata)
         if verifyChecksum { try file.verifyChecksum() }
@@ -94,7 +93,6 @@ public final class DSOLModel {
         try file.validate(against: Self.tensorSpecs(for: meta))
         metadata = meta
         if meta.precision == .int8 {
-            BLASThreads.set(1)  // see setThreads
             let kernel: String
             do { kernel = try Int8Kernels.activate() } catch {
                 throw ModelFileError.badMetadata(key: "precision", reason: "int8 model but \(error)")
@@ -104,10 +102,6 @@ public final class DSOLModel {
                                             inputWidth: meta.imageSize, weights: file)
             let a = try QuantizedResNet18S5(prefix: "audio", inChannels: 1, width: meta.width, inputHeight: meta.audio.frames,
                                             inputWidth: meta.audio.melBands, weights: file)
-            // One pool for both trunks: its workers stay warm from one network to the next.
-            let pool = threads > 1 ? WorkerPool(parts: threads) : nil
-            v.use(pool: pool)
-            a.use(pool: pool)
             trunks = .int8(vision: v, audio: a, fv: FloatBuffer(count: v.output.count))
             vision = v
             audio = a
@@ -125,19 +119,21 @@ public final class DSOLModel {
             heads = try DSOLHeads(pixels: v.output.pixels, featureDim: meta.featureDim, embedDim: meta.embedDim,
                                   numClasses: meta.numClasses, weights: file)
         }
+        setThreads(threads)
         file.dropResidentPages()
     }
 
-    /// Threads for the trunks: OpenBLAS's (process-wide) for fp32, the model's own workers for int8.
+    /// Threads the trunks split their layers over (not per frame: this starts threads).
     public func setThreads(_ n: Int) {
-        if case .int8(let v, let a, _) = trunks {
-            // The fp32 heads are too small to gain from OpenBLAS threads (and threaded OpenBLAS allocates per call).
-            BLASThreads.set(1)
-            let pool = n > 1 ? WorkerPool(parts: n) : nil
+        // One pool for both trunks: its workers stay warm from one network to the next.
+        let pool = n > 1 ? WorkerPool(parts: n) : nil
+        switch trunks {
+        case .int8(let v, let a, _):
             v.use(pool: pool)
             a.use(pool: pool)
-        } else {
-            BLASThreads.set(n)
+        case .fp32(let v, let a):
+            v.use(pool: pool)
+            a.use(pool: pool)
         }
     }
 

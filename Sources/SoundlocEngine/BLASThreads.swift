@@ -1,15 +1,12 @@
 import COpenBLAS
 
-/// OpenBLAS's worker-thread count, which is process-wide.
-///
-/// Debian's pthread OpenBLAS would otherwise use every core from inside each GEMM, competing with
-/// the pipeline's own threads; the engine sets it explicitly (default 1) when a model is loaded.
-public enum BLASThreads {
-    /// Sets how many threads OpenBLAS may use (at least 1).
-    public static func set(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
-    }
+/// OpenBLAS runs single-threaded in this process: the engine splits each layer over its own `WorkerPool` and every
+/// piece calls sgemm on its own thread. (Debian's pthread OpenBLAS would otherwise start a thread per core inside
+/// every GEMM, competing with the pipeline's threads and the pool's.)
+enum BLASThreads {
+    /// Sets OpenBLAS to one thread, once per process; every layer that calls BLAS evaluates it at init.
+    static let pinnedToOne: Void = openblas_set_num_threads(1)
 
-    /// The count OpenBLAS currently uses.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// The count OpenBLAS uses now (tests).
+    static var current: Int { Int(openblas_get_num_threads()) }
 }

@@ -46,6 +46,7 @@ public final class Conv2D {
         precondition(weightOIHW.count == outChannels * inChannels * kernelHeight * kernelWidth, "conv weight size")
         precondition(bias.count == outChannels, "conv bias size")
         precondition(stride >= 1 && padding >= 0)
+        BLASThreads.pinnedToOne
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelHeight = kernelHeight
@@ -108,39 +109,96 @@ public final class Conv2D {
     /// is added to (so a block's shortcut costs no separate pass). `relu` clamps after the bias.
     public func callAsFunction(_ input: Tensor, into output: Tensor, workspace: UnsafeMutablePointer<Float>?,
                                relu: Bool, accumulate: Bool = false) {
+        for phase in 0..<phaseCount(input, parts: 1) {
+            run(input, into: output, workspace: workspace, relu: relu, accumulate: accumulate, phase: phase, part: 0, of: 1)
+        }
+    }
+
+    /// Whether `parts` pieces split the output's rows (pixels or Winograd tiles: each piece builds and multiplies
+    /// its own patches, one phase) rather than its channels (each piece reads a slice of the weights, after a phase
+    /// that builds all patches). Rows when there are many: splitting few rows leaves each GEMM too short and
+    /// makes every piece pack the whole weight matrix.
+    private func splitsRows(_ input: Tensor, parts: Int) -> Bool {
+        let (oh, ow) = outputSize(height: input.height, width: input.width)
+        let rows = winograd == nil ? oh * ow : Winograd3x3.tiles(height: input.height, width: input.width)
+        return rows >= Self.rowsPerChannelForRowSplit * outChannels || outChannels < 16 * parts
+    }
+
+    /// Output rows per output channel from which the work is split by rows (full width, 2 threads on the EPYC: 1, 2
+    /// and 4 within noise of each other, all rows or all channels 5-10 % slower).
+    static let rowsPerChannelForRowSplit = 2
+
+    /// Phases `run` takes with `parts` pieces each (the pieces of one phase may run concurrently; phases in order).
+    public func phaseCount(_ input: Tensor, parts: Int) -> Int {
+        if parts == 1 || splitsRows(input, parts: parts) || (winograd == nil && isPointwise) { return 1 }
+        return 2
+    }
+
+    /// Piece `part` of `parts` of phase `phase` (see `phaseCount`), on one workspace shared by the pieces.
+    /// Each piece calls a single-threaded sgemm; the pieces are the engine's parallelism.
+    public func run(_ input: Tensor, into output: Tensor, workspace: UnsafeMutablePointer<Float>?, relu: Bool,
+                    accumulate: Bool, phase: Int, part: Int, of parts: Int) {
         precondition(input.channels == inChannels && output.channels == outChannels, "conv channel mismatch")
         let (oh, ow) = outputSize(height: input.height, width: input.width)
         precondition(output.height == oh && output.width == ow, "conv output shape mismatch")
+        let byRows = parts == 1 || splitsRows(input, parts: parts)
+        let allColumns = 0..<outChannels
         if let winograd {
             guard let workspace else { preconditionFailure("Winograd needs a workspace") }
-            winograd.run(input, into: output, bias: bias.pointer, workspace: workspace, relu: relu, accumulate: accumulate)
+            let tiles = Winograd3x3.tiles(height: input.height, width: input.width)
+            if byRows {
+                let mine = WorkerPool.share(tiles, part: part, of: parts, quantum: 4)
+                winograd.transformInput(input, workspace: workspace, tiles: mine)
+                winograd.finish(into: output, bias: bias.pointer, workspace: workspace, tiles: mine, columns: allColumns,
+                                relu: relu, accumulate: accumulate)
+            } else if phase == 0 {
+                winograd.transformInput(input, workspace: workspace, tiles: WorkerPool.share(tiles, part: part, of: parts))
+            } else {
+                winograd.finish(into: output, bias: bias.pointer, workspace: workspace, tiles: 0..<tiles,
+                                columns: WorkerPool.share(outChannels, part: part, of: parts, quantum: 16), relu: relu, accumulate: accumulate)
+            }
             return
         }
         let m = oh * ow
-        let k = kernelHeight * kernelWidth * inChannels
+        let rows = byRows ? WorkerPool.share(m, part: part, of: parts, quantum: 4) : 0..<m
         let patches: UnsafePointer<Float>
         if isPointwise {
             patches = UnsafePointer(input.data)
         } else {
             guard let workspace else { preconditionFailure("conv needs an im2col workspace") }
-            im2col(input, into: workspace, outHeight: oh, outWidth: ow)
+            if byRows || phase == 0 {
+                im2col(input, into: workspace, outWidth: ow, rows: byRows ? rows : WorkerPool.share(m, part: part, of: parts))
+                if !byRows { return }
+            }
             patches = UnsafePointer(workspace)
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(outChannels), Int32(k),
-                    1, patches, Int32(k), weight!.pointer, Int32(outChannels), accumulate ? 1 : 0, output.data, Int32(outChannels))
-        addBias(output.data, rows: m, columns: outChannels, bias: bias.pointer, relu: relu)
+        let columns = byRows ? allColumns : WorkerPool.share(outChannels, part: part, of: parts, quantum: 16)
+        multiply(patches, into: output.data, rows: rows, columns: columns, relu: relu, accumulate: accumulate)
     }
 
-    /// Patch row for output (oy, ox): for ky, kx, then channels; out-of-image taps are zero.
-    private func im2col(_ input: Tensor, into ws: UnsafeMutablePointer<Float>, outHeight: Int, outWidth: Int) {
+    /// output[rows, columns] (+)= patches[rows] · weight[:, columns] + bias, then ReLU.
+    private func multiply(_ patches: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Range<Int>,
+                          columns: Range<Int>, relu: Bool, accumulate: Bool) {
+        guard !rows.isEmpty, !columns.isEmpty else { return }
+        let k = kernelHeight * kernelWidth * inChannels, n = outChannels
+        let c = y + rows.lowerBound * n + columns.lowerBound
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(columns.count), Int32(k),
+                    1, patches + rows.lowerBound * k, Int32(k), weight!.pointer + columns.lowerBound, Int32(n),
+                    accumulate ? 1 : 0, c, Int32(n))
+        addBias(c, rows: rows.count, columns: columns.count, stride: n, bias: bias.pointer + columns.lowerBound, relu: relu)
+    }
+
+    /// Patch rows `rows` (output pixels in raster order): for ky, kx, then channels; out-of-image taps are zero.
+    private func im2col(_ input: Tensor, into ws: UnsafeMutablePointer<Float>, outWidth: Int, rows: Range<Int>) {
         let cin = inChannels, kw = kernelWidth, kh = kernelHeight
         let rowLength = kh * kw * cin
         let w = input.width, h = input.height
-        for oy in 0..<outHeight {
+        for row in rows {
+            let oy = row / outWidth, ox = row % outWidth
             let iy0 = oy * stride - padding
-            for ox in 0..<outWidth {
+            do {
                 let ix0 = ox * stride - padding
-                var dst = ws + (oy * outWidth + ox) * rowLength
+                var dst = ws + row * rowLength
                 // Taps kx in [kxBegin, kxEnd) fall inside the image; they are contiguous in NHWC.
                 let kxBegin = max(0, -ix0)
                 let kxEnd = min(kw, w - ix0)
@@ -161,19 +219,20 @@ public final class Conv2D {
     }
 }
 
-/// rows × columns matrix += bias per column, optionally followed by ReLU.
+/// rows × columns matrix (rows `stride` apart; default: packed) += bias per column, optionally followed by ReLU.
 @inline(__always)
-func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>, relu: Bool) {
+func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int? = nil, bias: UnsafePointer<Float>, relu: Bool) {
     var row = y
+    let step = stride ?? columns
     if relu {
         for _ in 0..<rows {
             for j in 0..<columns { row[j] = max(row[j] + bias[j], 0) }
-            row += columns
+            row += step
         }
     } else {
         for _ in 0..<rows {
             for j in 0..<columns { row[j] += bias[j] }
-            row += columns
+            row += step
         }
     }
 }

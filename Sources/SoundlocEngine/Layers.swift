@@ -23,24 +23,27 @@ public struct MaxPool2D {
         ((height + 2 * padding - kernel) / stride + 1, (width + 2 * padding - kernel) / stride + 1)
     }
 
-    public func callAsFunction(_ input: Tensor, into output: Tensor) {
+    /// Pools output rows `rows` (all when nil); disjoint row ranges may run concurrently.
+    public func callAsFunction(_ input: Tensor, into output: Tensor, rows: Range<Int>? = nil) {
         let (oh, ow) = outputSize(height: input.height, width: input.width)
         precondition(output.height == oh && output.width == ow && output.channels == input.channels, "maxpool shape")
-        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data, lowest: -.infinity)
+        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data,
+             rows: rows ?? 0..<oh, lowest: -.infinity)
     }
 
     /// Max pooling on uint8 codes (monotone, so it keeps their quantisation).
-    func callAsFunction(_ input: QTensor, into output: QTensor) {
+    func callAsFunction(_ input: QTensor, into output: QTensor, rows: Range<Int>? = nil) {
         let (oh, ow) = outputSize(height: input.height, width: input.width)
         precondition(output.height == oh && output.width == ow && output.channels == input.channels, "maxpool shape")
-        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data, lowest: 0)
+        pool(input.data, height: input.height, width: input.width, channels: input.channels, into: output.data,
+             rows: rows ?? 0..<oh, lowest: 0)
     }
 
     /// The loop both precisions share; `lowest` starts each window, which always holds a real tap.
     private func pool<T: Comparable>(_ x: UnsafePointer<T>, height: Int, width: Int, channels c: Int,
-                                     into y: UnsafeMutablePointer<T>, lowest: T) {
-        let (oh, ow) = outputSize(height: height, width: width)
-        for oy in 0..<oh {
+                                     into y: UnsafeMutablePointer<T>, rows: Range<Int>, lowest: T) {
+        let ow = outputSize(height: height, width: width).width
+        for oy in rows {
             let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
             for ox in 0..<ow {
                 let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
@@ -67,6 +70,7 @@ public final class Linear {
 
     public init(weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int) {
         precondition(weight.count == outFeatures * inFeatures && bias.count == outFeatures, "linear weight size")
+        BLASThreads.pinnedToOne
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.weight = FloatBuffer(count: weight.count)
@@ -134,6 +138,7 @@ public enum Ops {
     /// out[r] = dot(x[r, :], v) for each of `rows` rows (cosine when both are unit length).
     public static func rowDot(_ x: UnsafePointer<Float>, rows: Int, columns: Int, vector v: UnsafePointer<Float>,
                               into out: UnsafeMutablePointer<Float>) {
+        BLASThreads.pinnedToOne
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, x, Int32(columns), v, 1, 0, out, 1)
     }
 

@@ -3,7 +3,8 @@
 /// no pooling.
 ///
 /// Every activation buffer and the im2col workspace are allocated at init, and the whole forward
-/// pass is a precomputed schedule over them, so `forward` allocates nothing. An instance is not
+/// pass is a precomputed schedule over them, so `forward` allocates nothing. Each layer is split over
+/// `threads` (a `WorkerPool`), every piece calling single-threaded OpenBLAS. An instance is not
 /// safe to run from two threads at once; separate instances are independent.
 public final class ResNet18S5: BackboneTrunk {
     /// 3×3 stride-1 convolutions whose output has at least this many 2×2 tiles use Winograd.
@@ -40,6 +41,8 @@ public final class ResNet18S5: BackboneTrunk {
     private let steps: [Step]
     private let storage: [FloatBuffer]
     private let workspace: FloatBuffer
+    /// Runs the steps over the worker pool; made at the end of init (it calls back into `runStep`).
+    private var scheduler: StepScheduler!
 
     /// The tensors this trunk reads from a model file, with FORMAT.md's shapes.
     public static func tensorSpecs(prefix: String, inChannels: Int, width: Int) -> [TensorSpec] {
@@ -102,6 +105,37 @@ public final class ResNet18S5: BackboneTrunk {
         workspace = FloatBuffer(count: maxWorkspace)
         input = view(layout.input)
         output = view(layout.output)
+        scheduler = StepScheduler { [unowned self] step, phase, part, parts in self.runStep(step, phase: phase, part: part, of: parts) }
+    }
+
+    /// Threads the work is split over (the caller's plus the pool's workers); each runs single-threaded sgemms.
+    public var threads: Int { scheduler.threads }
+
+    /// Replaces the worker threads with a pool of this trunk's own (not per frame: this starts threads).
+    public func setThreads(_ n: Int) { scheduler.setThreads(n) }
+
+    /// Splits the work over `pool` (shared with other networks; nil: this thread only). Not while running.
+    public func use(pool: WorkerPool?) { scheduler.use(pool: pool) }
+
+    /// Piece `part` of `parts` of step `i`'s phase `phase`.
+    private func runStep(_ i: Int, phase: Int, part: Int, of parts: Int) {
+        let ws = workspace.pointer
+        steps.withUnsafeBufferPointer { steps in
+            let step = steps[i]
+            if let c = step.conv {
+                c.run(step.from, into: step.to, workspace: ws, relu: step.relu, accumulate: step.accumulate,
+                      phase: phase, part: part, of: parts)
+            } else if let p = step.pool {
+                p(step.from, into: step.to, rows: WorkerPool.share(step.to.height, part: part, of: parts))
+            }
+        }
+    }
+
+    /// Step `i`, each phase split over the pool.
+    @inline(__always)
+    private func runStepOnPool(_ i: Int) {
+        let phases = steps.withUnsafeBufferPointer { s in s[i].conv?.phaseCount(s[i].from, parts: scheduler.threads) ?? 1 }
+        scheduler.run(step: i, phases: phases)
     }
 
     /// Convenience: `weights` returns a tensor's values by name.
@@ -117,20 +151,11 @@ public final class ResNet18S5: BackboneTrunk {
     /// Runs the trunk on `input`; returns `output`.
     @discardableResult
     public func forward() -> Tensor {
-        let ws = workspace.pointer
         if let observer { observer(layout.input, input) }
-        // Indexing a buffer pointer, not iterating the array: unspecialised (debug) iteration
-        // allocates a coroutine frame per element.
-        steps.withUnsafeBufferPointer { steps in
-            for i in 0..<steps.count {
-                let step = steps[i]
-                if let c = step.conv {
-                    c(step.from, into: step.to, workspace: ws, relu: step.relu, accumulate: step.accumulate)
-                } else if let p = step.pool {
-                    p(step.from, into: step.to)
-                }
-                if let observer { observer(step.name, step.to) }
-            }
+        for i in 0..<steps.count {
+            runStepOnPool(i)
+            // Indexing a buffer pointer, not the array: unspecialised (debug) access allocates a coroutine frame.
+            if let observer { steps.withUnsafeBufferPointer { observer($0[i].name, $0[i].to) } }
         }
         return output
     }
@@ -147,15 +172,7 @@ public final class ResNet18S5: BackboneTrunk {
 
     /// Runs like `forward()` and returns each scheduled layer with its wall time (allocates: for benchmarks).
     public func profile() -> [(layer: String, seconds: Double)] {
-        let ws = workspace.pointer
-        return profileSteps(steps.count, run: { i in
-            let step = steps[i]
-            if let c = step.conv {
-                c(step.from, into: step.to, workspace: ws, relu: step.relu, accumulate: step.accumulate)
-            } else if let p = step.pool {
-                p(step.from, into: step.to)
-            }
-        }, label: { i in
+        profileSteps(steps.count, run: { i in runStepOnPool(i) }, label: { i in
             let step = steps[i]
             if let c = step.conv {
                 return "conv \(c.kernelHeight)x\(c.kernelWidth)/\(c.stride) \(c.algorithm) "

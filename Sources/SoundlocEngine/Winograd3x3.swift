@@ -20,8 +20,6 @@ final class Winograd3x3 {
     private let transformedWeight: FloatBuffer
     /// Cin zeros: the source of every tap that falls in the padding.
     private let zeros: FloatBuffer
-    /// The 16 tap pointers of the tile being transformed (kept here so nothing is allocated per call).
-    private let taps: UnsafeMutablePointer<UnsafePointer<Float>>
 
     /// `weightOIHW` is PyTorch's [Cout][Cin][3][3].
     init(weightOIHW weight: UnsafeBufferPointer<Float>, inChannels: Int, outChannels: Int) {
@@ -49,11 +47,7 @@ final class Winograd3x3 {
         }
         transformedWeight = u
         zeros = FloatBuffer(count: inChannels)
-        taps = .allocate(capacity: 16)
-        taps.initialize(repeating: UnsafePointer(zeros.pointer), count: 16)
     }
-
-    deinit { taps.deallocate() }
 
     static func tiles(height: Int, width: Int) -> Int { ((height + 1) / 2) * ((width + 1) / 2) }
 
@@ -65,16 +59,67 @@ final class Winograd3x3 {
     /// output = conv(input) + bias (+ output's previous contents when `accumulate`), then ReLU if `relu`.
     func run(_ input: Tensor, into output: Tensor, bias: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>,
              relu: Bool, accumulate: Bool) {
-        let cin = inChannels, cout = outChannels
-        let tilesX = (input.width + 1) / 2, tiles = Self.tiles(height: input.height, width: input.width)
-        let v = workspace, m = workspace + 16 * tiles * cin
-        transformInput(input, into: v, tiles: tiles, tilesX: tilesX)
-        for xi in 0..<16 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(cout), Int32(cin), 1,
-                        v + xi * tiles * cin, Int32(cin), transformedWeight.pointer + xi * cout * cin, Int32(cout),
-                        0, m + xi * tiles * cout, Int32(cout))
+        let tiles = 0..<Self.tiles(height: input.height, width: input.width)
+        transformInput(input, workspace: workspace, tiles: tiles)
+        finish(into: output, bias: bias, workspace: workspace, tiles: tiles, columns: 0..<outChannels, relu: relu, accumulate: accumulate)
+    }
+
+    /// First step, for the tiles `tiles` (raster order) only: V_ξ[t, c] = (Bᵀ d B)_ξ over each tile's 4×4 input patch d,
+    /// into the workspace's first part. Disjoint tile ranges may run concurrently.
+    func transformInput(_ input: Tensor, workspace: UnsafeMutablePointer<Float>, tiles: Range<Int>) {
+        guard !tiles.isEmpty else { return }
+        let h = input.height, w = input.width, cin = inChannels
+        let tilesX = (w + 1) / 2
+        let plane = Self.tiles(height: h, width: w) * cin
+        let zero = UnsafePointer(zeros.pointer)
+        let vectorEnd = cin & ~7
+        // The 16 tap pointers of the tile being transformed, on the stack: pieces run concurrently and nothing is
+        // allocated per call.
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { taps in
+            for t in tiles {
+                let y0 = (t / tilesX) * 2 - 1, x0 = (t % tilesX) * 2 - 1
+                for r in 0..<4 {
+                    let y = y0 + r
+                    for c in 0..<4 {
+                        let x = x0 + c
+                        taps[r * 4 + c] = (y >= 0 && y < h && x >= 0 && x < w) ? UnsafePointer(input.data + (y * w + x) * cin) : zero
+                    }
+                }
+                let out = workspace + t * cin
+                // Lanes are bound to a `let` per step: a captured `var` would be boxed on the heap.
+                var lane = 0
+                while lane < vectorEnd {
+                    let ch = lane
+                    // Closure literals as arguments stay non-escaping: no context is allocated.
+                    Self.inputTile({ (i: Int) -> SIMD8<Float> in UnsafeRawPointer(taps[i] + ch).loadUnaligned(as: SIMD8<Float>.self) },
+                                   { (i: Int, v: SIMD8<Float>) in UnsafeMutableRawPointer(out + i * plane + ch).storeBytes(of: v, as: SIMD8<Float>.self) })
+                    lane += 8
+                }
+                while lane < cin {
+                    let ch = lane
+                    Self.inputTile({ (i: Int) -> Float in taps[i][ch] }, { (i: Int, v: Float) in out[i * plane + ch] = v })
+                    lane += 1
+                }
+            }
         }
-        transformOutput(m, into: output, bias: bias, tiles: tiles, tilesX: tilesX, relu: relu, accumulate: accumulate)
+    }
+
+    /// Second step, for tiles `tiles` and output channels `columns`: M_ξ = V_ξ · U_ξ (16 single-threaded sgemms), then
+    /// Y = Aᵀ M A per tile plus bias (and the residual already in `output`), ReLU, cropped to the output. Needs the
+    /// transformed input of those tiles; disjoint tile or column ranges may run concurrently.
+    func finish(into output: Tensor, bias: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>, tiles: Range<Int>,
+                columns: Range<Int>, relu: Bool, accumulate: Bool) {
+        guard !tiles.isEmpty, !columns.isEmpty else { return }
+        let cin = inChannels, cout = outChannels
+        let total = Self.tiles(height: output.height, width: output.width)
+        let v = workspace, m = workspace + 16 * total * cin
+        let t0 = tiles.lowerBound, c0 = columns.lowerBound
+        for xi in 0..<16 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles.count), Int32(columns.count), Int32(cin), 1,
+                        v + (xi * total + t0) * cin, Int32(cin), transformedWeight.pointer + xi * cout * cin + c0, Int32(cout),
+                        0, m + (xi * total + t0) * cout + c0, Int32(cout))
+        }
+        transformOutput(m, into: output, bias: bias, tiles: tiles, total: total, columns: columns, relu: relu, accumulate: accumulate)
     }
 
     /// Bᵀ applied to one column (or row) of four: Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
@@ -111,52 +156,19 @@ final class Winograd3x3 {
         return (top.0, top.1, bottom.0, bottom.1)
     }
 
-    /// V_ξ[t, c] = (Bᵀ d B)_ξ over each tile's 4×4 input patch d.
-    private func transformInput(_ input: Tensor, into v: UnsafeMutablePointer<Float>, tiles: Int, tilesX: Int) {
-        let h = input.height, w = input.width, cin = inChannels
-        let zero = UnsafePointer(zeros.pointer)
-        let plane = tiles * cin
-        let vectorEnd = cin & ~7
-        let taps = self.taps
-        for t in 0..<tiles {
-            let y0 = (t / tilesX) * 2 - 1, x0 = (t % tilesX) * 2 - 1
-            for r in 0..<4 {
-                let y = y0 + r
-                for c in 0..<4 {
-                    let x = x0 + c
-                    taps[r * 4 + c] = (y >= 0 && y < h && x >= 0 && x < w) ? UnsafePointer(input.data + (y * w + x) * cin) : zero
-                }
-            }
-            let out = v + t * cin
-            // Lanes are bound to a `let` per step: a captured `var` would be boxed on the heap.
-            var lane = 0
-            while lane < vectorEnd {
-                let ch = lane
-                // Closure literals as arguments stay non-escaping: no context is allocated.
-                Self.inputTile({ (i: Int) -> SIMD8<Float> in UnsafeRawPointer(taps[i] + ch).loadUnaligned(as: SIMD8<Float>.self) },
-                               { (i: Int, v: SIMD8<Float>) in UnsafeMutableRawPointer(out + i * plane + ch).storeBytes(of: v, as: SIMD8<Float>.self) })
-                lane += 8
-            }
-            while lane < cin {
-                let ch = lane
-                Self.inputTile({ (i: Int) -> Float in taps[i][ch] }, { (i: Int, v: Float) in out[i * plane + ch] = v })
-                lane += 1
-            }
-        }
-    }
-
     /// Y = Aᵀ M A per tile, plus bias (and the residual already in `output`), ReLU, cropped to the output.
     private func transformOutput(_ m: UnsafeMutablePointer<Float>, into output: Tensor, bias: UnsafePointer<Float>,
-                                 tiles: Int, tilesX: Int, relu: Bool, accumulate: Bool) {
+                                 tiles: Range<Int>, total: Int, columns: Range<Int>, relu: Bool, accumulate: Bool) {
         let h = output.height, w = output.width, cout = outChannels
-        let plane = tiles * cout
-        let vectorEnd = cout & ~7
-        for t in 0..<tiles {
+        let tilesX = (w + 1) / 2
+        let plane = total * cout
+        let vectorEnd = columns.lowerBound + (columns.count & ~7)
+        for t in tiles {
             let oy = (t / tilesX) * 2, ox = (t % tilesX) * 2
             let src = m + t * cout
             let rows = min(2, h - oy), cols = min(2, w - ox)
             let dst = output.data + (oy * w + ox) * cout
-            var lane = 0
+            var lane = columns.lowerBound
             while lane < vectorEnd {
                 let co = lane
                 let y = Self.outputTile { (i: Int) -> SIMD8<Float> in UnsafeRawPointer(src + i * plane + co).loadUnaligned(as: SIMD8<Float>.self) }
@@ -172,7 +184,7 @@ final class Winograd3x3 {
                 emit(0, 0, y.0); emit(0, 1, y.1); emit(1, 0, y.2); emit(1, 1, y.3)
                 lane += 8
             }
-            while lane < cout {
+            while lane < columns.upperBound {
                 let co = lane
                 let y = Self.outputTile { (i: Int) -> Float in src[i * plane + co] }
                 func emit(_ i: Int, _ j: Int, _ value: Float) {

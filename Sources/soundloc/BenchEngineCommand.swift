@@ -16,7 +16,7 @@ struct EngineBenchmark: ParsableCommand {
     @Option(name: .customLong("int8-model"), help: "A second model to measure side by side (normally the int8 file quantised from --model).")
     var int8Model: String?
 
-    @Option(help: "Comma-separated thread counts to measure (OpenBLAS threads for fp32, GEMM row workers for int8).")
+    @Option(help: "Comma-separated thread counts to measure (each layer split over that many threads, fp32 and int8 alike).")
     var threads = "1,2"
 
     @Option(help: "Timed iterations per measurement.")

@@ -39,7 +39,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "At most N scenes per kind (manifest order).")
     var limit: Int?
 
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "Threads each layer is split over.")
     var threads = 1
 
     @Option(help: "Write the full report (summaries, per-class and per-scene scores) as JSON.")

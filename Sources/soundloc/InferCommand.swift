@@ -28,7 +28,7 @@ struct InferCommand: ParsableCommand {
     @Option(name: .customLong("maps-out"), help: "Write a float32 .npy of shape (K+1, H, W): K per-pixel class-probability maps, then the sounding-area map l.")
     var mapsOut: String?
 
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "Threads each layer is split over.")
     var threads = 1
 
     @Option(name: .customLong("silence-dbfs"), help: "Audio whose RMS is below this (dBFS) counts as silence: nothing is reported sounding.")

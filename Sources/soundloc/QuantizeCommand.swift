@@ -33,7 +33,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Use at most this many calibration pairs, spread evenly over the available ones.")
     var limit = 64
 
-    @Option(help: "OpenBLAS threads for the fp32 calibration passes.")
+    @Option(help: "Threads each layer of the fp32 calibration passes is split over.")
     var threads = 1
 
     func validate() throws {

@@ -172,7 +172,7 @@ final class Int8ModelTests: XCTestCase {
         model.setThreads(3)
         let maps3 = Array(model.forward(image: s.image, audio: s.audio).classMaps), codes3 = codes()
         model.setThreads(1)
-        // Row splits must give identical codes; the fp32 heads may round differently under threaded OpenBLAS.
+        // Row splits must give identical codes (the fp32 heads run on the caller's thread either way).
         XCTAssertTrue(codes1 == codes3, "trunk codes differ between 1 and 3 threads")
         XCTAssertLessThanOrEqual(zip(maps1, maps3).map { abs($0 - $1) }.max()!, 1e-5)
         XCTAssertEqual(model.bufferAddresses, before)

@@ -3,7 +3,6 @@ import XCTest
 
 /// Each engine layer against the direct-loop reference on random data.
 final class LayerTests: XCTestCase {
-    override func setUp() { BLASThreads.set(1) }
 
     private func checkConv(cin: Int, cout: Int, k: Int, stride: Int, pad: Int, h: Int, w: Int, relu: Bool,
                            accumulate: Bool = false, algorithm: Conv2D.Algorithm? = nil, seed: UInt64,
@@ -70,6 +69,71 @@ final class LayerTests: XCTestCase {
                               kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1).algorithm, .winograd)
         XCTAssertEqual(Conv2D(weightOIHW: [Float](repeating: 0, count: 9), bias: [0], outChannels: 1, inChannels: 1,
                               kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1).algorithm, .im2col)
+    }
+
+    /// Every way a layer is cut into pieces (output rows in one phase, or patches then output channels in two; 1×1
+    /// reading its input directly; Winograd tiles) gives the whole layer's result, pieces run in any order.
+    func testConvPiecesAddUpToTheWholeLayer() {
+        // (cin, cout, kernel, stride, padding, h, w, algorithm): few output rows per channel split by channels,
+        // many by rows; with 5 pieces a 48-channel layer has too few channels and splits by rows.
+        let shapes: [(Int, Int, Int, Int, Int, Int, Int, Conv2D.Algorithm?)] = [
+            (8, 40, 3, 1, 1, 9, 7, .winograd), (8, 16, 3, 1, 1, 30, 31, .winograd), (8, 48, 3, 2, 1, 9, 7, .im2col),
+            (3, 16, 7, 2, 3, 40, 37, .im2col), (16, 64, 1, 1, 0, 5, 5, nil), (16, 32, 1, 2, 0, 9, 9, nil),
+            (12, 48, 3, 1, 1, 13, 4, .im2col),
+        ]
+        var rng = SeededRandom(seed: 77)
+        var sawSplits = Set<Int>()
+        for (cin, cout, k, stride, pad, h, w, algorithm) in shapes {
+            let conv = Conv2D(weightOIHW: rng.floats(cout * cin * k * k, scale: 0.5), bias: rng.floats(cout), outChannels: cout,
+                              inChannels: cin, kernelHeight: k, kernelWidth: k, stride: stride, padding: pad, algorithm: algorithm)
+            let (oh, ow) = conv.outputSize(height: h, width: w)
+            let input = FloatBuffer(rng.floats(h * w * cin)), residual = rng.floats(oh * ow * cout)
+            let x = Tensor(data: input.pointer, height: h, width: w, channels: cin)
+            let ws = FloatBuffer(count: conv.workspaceCount(height: h, width: w))
+            for accumulate in [false, true] {
+                func result(_ fill: (Tensor) -> Void) -> [Float] {
+                    let out = FloatBuffer(accumulate ? residual : [Float](repeating: .nan, count: residual.count))
+                    fill(Tensor(data: out.pointer, height: oh, width: ow, channels: cout))
+                    return Array(out.buffer)
+                }
+                let whole = result { conv(x, into: $0, workspace: ws.pointer, relu: true, accumulate: accumulate) }
+                for parts in [2, 3, 5] {
+                    let phases = conv.phaseCount(x, parts: parts)
+                    sawSplits.insert(phases)
+                    let pieces = result { y in
+                        for phase in 0..<phases {
+                            for part in (0..<parts).reversed() {
+                                conv.run(x, into: y, workspace: ws.pointer, relu: true, accumulate: accumulate, phase: phase, part: part, of: parts)
+                            }
+                        }
+                    }
+                    // OpenBLAS's edge kernels sum in another order, so pieces round differently: relative to the scale.
+                    assertClose(pieces, whole, tolerance: 1e-5, floor: 0.1 * Double(whole.map(abs).max()!),
+                                "conv \(cin)->\(cout) k\(k)/\(stride) \(h)x\(w) \(conv.algorithm) in \(parts) pieces (\(phases) phases)")
+                }
+            }
+        }
+        XCTAssertEqual(sawSplits, [1, 2], "both kinds of split exercised")
+    }
+
+    /// A trunk split over a pool (2 and 3 threads) computes what it does alone.
+    func testTrunkOnAPoolMatchesOneThread() throws {
+        var rng = SeededRandom(seed: 78)
+        let layout = TrunkLayout(prefix: "t", inChannels: 3, width: 8)
+        var tensors = [String: [Float]]()
+        for spec in layout.fp32TensorSpecs { tensors[spec.name] = rng.floats(spec.shape.reduce(1, *), scale: 0.3) }
+        let trunk = try ResNet18S5(layout, inputHeight: 37, inputWidth: 29, weights: ClosureWeights { tensors[$0]! })
+        let image = rng.floats(trunk.input.count)
+        func run() -> [Float] { image.withUnsafeBufferPointer { Array(trunk.forward(chw: $0).readOnly) } }
+        let alone = run()
+        for threads in [2, 3] {
+            trunk.setThreads(threads)
+            XCTAssertEqual(trunk.threads, threads)
+            assertClose(run(), alone, tolerance: 1e-5, floor: 0.1 * Double(alone.map(abs).max()!), "trunk on \(threads) threads")
+        }
+        XCTAssertEqual(BLASThreads.current, 1, "the pool is the parallelism; OpenBLAS stays single-threaded")
+        trunk.setThreads(1)
+        XCTAssertEqual(run(), alone)
     }
 
     func testMaxPoolMatchesPyTorchPadding() {

@@ -153,8 +153,8 @@ public final class QuantizedConv2D {
     public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
                     phase: Int = 0, part: Int, of parts: Int) {
         func share(_ count: Int, quantum: Int) -> (Int, Int) {
-            let chunk = ((count + parts - 1) / parts + quantum - 1) / quantum * quantum
-            return (min(count, part * chunk), min(count, (part + 1) * chunk))
+            let r = WorkerPool.share(count, part: part, of: parts, quantum: quantum)
+            return (r.lowerBound, r.upperBound)
         }
         guard isWinograd else {
             let (m0, m1) = share(y.pixels, quantum: max(1, Int8Kernels.tileRows))

@@ -28,8 +28,8 @@ public final class QuantizedResNet18S5: BackboneTrunk {
     private let steps: [Step]
     private let storage: [ByteBuffer]
     private let workspace: ByteBuffer
-    private var pool: WorkerPool?
-    private var current = 0, currentPhase = 0
+    /// Runs the steps over the worker pool; made at the end of init (it calls back into `runStep`).
+    private var scheduler: StepScheduler!
 
     /// The trunk's tensor list in an int8 file.
     public static func tensorSpecs(prefix: String, inChannels: Int, width: Int) -> [TensorSpec] {
@@ -133,32 +133,18 @@ public final class QuantizedResNet18S5: BackboneTrunk {
         workspace = ByteBuffer(count: maxWorkspace)
         input = view(layout.input)
         output = view(layout.output)
-        setThreads(threads)
+        scheduler = StepScheduler { [unowned self] step, phase, part, parts in self.runStep(step, phase: phase, part: part, of: parts) }
+        scheduler.setThreads(threads)
     }
 
-    deinit { if ownsPool { pool?.shutdown() } }
-
-    /// Threads the GEMMs are split over (the caller's plus the pool's workers).
-    public var threads: Int { pool?.parts ?? 1 }
-    /// Whether `pool` was made by `setThreads` (and ends with this trunk) rather than passed in by `use(pool:)`.
-    private var ownsPool = false
-    /// The pool's job: piece `part` of the current step's current phase (made once, so running it allocates nothing).
-    private lazy var job: (Int) -> Void = { [unowned self] part in
-        self.runStep(self.current, phase: self.currentPhase, part: part, of: self.threads)
-    }
+    /// Threads the work is split over (the caller's plus the pool's workers).
+    public var threads: Int { scheduler.threads }
 
     /// Replaces the worker threads with a pool of this trunk's own (not per frame: this starts threads).
-    public func setThreads(_ n: Int) {
-        use(pool: n > 1 ? WorkerPool(parts: n) : nil)
-        ownsPool = pool != nil
-    }
+    public func setThreads(_ n: Int) { scheduler.setThreads(n) }
 
     /// Splits the work over `pool` (shared with other networks; nil: this thread only). Not while running.
-    public func use(pool newPool: WorkerPool?) {
-        if ownsPool { pool?.shutdown() }
-        pool = newPool
-        ownsPool = false
-    }
+    public func use(pool: WorkerPool?) { scheduler.use(pool: pool) }
 
     public var outputShape: (height: Int, width: Int, channels: Int) { (output.height, output.width, output.channels) }
 
@@ -167,22 +153,17 @@ public final class QuantizedResNet18S5: BackboneTrunk {
             let s = steps[i]
             if let c = s.conv {
                 c.run(s.from, into: s.to, residual: s.residual, workspace: workspace.pointer, phase: phase, part: part, of: parts)
-            } else if let p = s.pool, part == 0 {
-                p(s.from, into: s.to)
+            } else if let p = s.pool {
+                p(s.from, into: s.to, rows: WorkerPool.share(s.to.height, part: part, of: parts))
             }
         }
     }
 
-    /// Step `i`: a convolution's phases each split over the pool, anything else on this thread.
+    /// Step `i`, each phase split over the pool.
     @inline(__always)
     private func runStepOnPool(_ i: Int) {
-        let conv = steps.withUnsafeBufferPointer { $0[i].conv }
-        guard let pool, let conv else { return runStep(i, phase: 0, part: 0, of: 1) }
-        current = i
-        for phase in 0..<conv.phaseCount(parts: pool.parts) {
-            currentPhase = phase
-            pool.run(job)
-        }
+        let phases = steps.withUnsafeBufferPointer { $0[i].conv?.phaseCount(parts: scheduler.threads) ?? 1 }
+        scheduler.run(step: i, phases: phases)
     }
 
     /// Runs the trunk on `input`; returns `output`.

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Threads that run one job at a time in `parts` pieces (piece 0 on the caller) and return when all are done.
-/// One pool serves every network of a model (`DSOLModel` passes it to both trunks). Running a stored job allocates
+/// One pool serves every network of a model, fp32 or int8 (`DSOLModel` passes it to both trunks). Running a stored job allocates
 /// nothing. Between jobs a worker yields for a while before it sleeps: a frame's layers follow each other within
 /// microseconds, and a semaphore wake-up per layer would cost more than the smaller layers take.
 public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is written before `generation` is published and read after it is seen
@@ -37,7 +37,7 @@ public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is wri
         for i in 0..<(self.parts - 1) {
             let s = shared
             let t = Thread { Self.workerLoop(s, index: i) }
-            t.name = "soundloc-int8-\(i + 1)"
+            t.name = "soundloc-engine-\(i + 1)"
             t.start()
         }
     }
@@ -91,4 +91,61 @@ public final class WorkerPool: @unchecked Sendable {  // unchecked: `job` is wri
     }
 
     deinit { shutdown() }
+
+    /// Piece `part` of `parts` of `0..<count`, cut in multiples of `quantum` (later pieces may be short or empty).
+    public static func share(_ count: Int, part: Int, of parts: Int, quantum: Int = 1) -> Range<Int> {
+        let chunk = ((count + parts - 1) / parts + quantum - 1) / quantum * quantum
+        return min(count, part * chunk)..<min(count, (part + 1) * chunk)
+    }
+}
+
+/// Runs a trunk's scheduled steps, each in phases whose pieces are split over a `WorkerPool` (or run on this thread
+/// when there is none). What a piece does is the trunk's `runPiece(step, phase, part, parts)`; the pool's job is
+/// made once, so running a step allocates nothing.
+final class StepScheduler {
+    private(set) var pool: WorkerPool?
+    /// Whether `pool` was made by `setThreads` (and ends with this scheduler) rather than passed in by `use(pool:)`.
+    private var ownsPool = false
+    private var current = 0, currentPhase = 0
+    private let runPiece: (_ step: Int, _ phase: Int, _ part: Int, _ parts: Int) -> Void
+    private lazy var job: (Int) -> Void = { [unowned self] part in
+        self.runPiece(self.current, self.currentPhase, part, self.threads)
+    }
+
+    /// `runPiece` must not hold its owner strongly (the owner holds this scheduler).
+    init(runPiece: @escaping (_ step: Int, _ phase: Int, _ part: Int, _ parts: Int) -> Void) {
+        self.runPiece = runPiece
+    }
+
+    deinit { if ownsPool { pool?.shutdown() } }
+
+    /// Pieces per phase: the caller's thread plus the pool's workers.
+    var threads: Int { pool?.parts ?? 1 }
+
+    /// Replaces the workers with a pool of this scheduler's own (not per frame: this starts threads).
+    func setThreads(_ n: Int) {
+        use(pool: n > 1 ? WorkerPool(parts: n) : nil)
+        ownsPool = pool != nil
+    }
+
+    /// Splits the work over `pool` (shared with other networks; nil: this thread only). Not while running.
+    func use(pool newPool: WorkerPool?) {
+        if ownsPool { pool?.shutdown() }
+        pool = newPool
+        ownsPool = false
+    }
+
+    /// Runs step `step`'s `phases` phases in order, each split over the pool.
+    @inline(__always)
+    func run(step: Int, phases: Int) {
+        guard let pool else {
+            for phase in 0..<phases { runPiece(step, phase, 0, 1) }
+            return
+        }
+        current = step
+        for phase in 0..<phases {
+            currentPhase = phase
+            pool.run(job)
+        }
+    }
 }
