@@ -25,25 +25,10 @@ public final class ProtocolClient {
 
     public init(path: String, maxLineLength: Int = ProtocolClient.maxLineLength) throws {
         self.maxLineLength = maxLineLength
-        var address = sockaddr_un()
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw Failure.connect(path: path, reason: "socket path too long")
-        }
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure.connect(path: path, reason: String(cString: strerror(errno))) }
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw Failure.connect(path: path, reason: reason)
+        do {
+            fd = try UnixSocket.connect(path: path)
+        } catch {
+            throw Failure.connect(path: path, reason: "\(error)")
         }
     }
 

@@ -3,30 +3,15 @@ import Logging
 import SoundlocOutput
 import XCTest
 
-/// A deliberately plain POSIX client, so the tests do not share code paths with the server's NIO stack.
+/// A deliberately plain POSIX client (connected by `UnixSocket.connect`, as `ProtocolClient` is), so the tests do not
+/// share code paths with the server's NIO stack.
 final class RawClient: @unchecked Sendable {  // unchecked: used by one thread at a time (a test hands it to a reader thread and leaves it alone)
     struct Timeout: Error {}
     let fd: Int32
     private var buffer: [UInt8] = []
 
     init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
-        }
+        fd = try UnixSocket.connect(path: path)
     }
 
     private var isClosed = false
