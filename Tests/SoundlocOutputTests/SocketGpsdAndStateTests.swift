@@ -42,8 +42,7 @@ extension SocketServerTests {
     func testGpsdWatchDrivesTheConnection() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         client.send("?WATCH={\"enable\":false};\n")
         XCTAssertEqual(try client.readMessage(), .watch(WatchMessage(enable: false, maps: false)))
         SocketTest.waitUntil("the pause to take effect") { server.clientStatistics().first?.watching == false }
@@ -71,16 +70,14 @@ extension SocketServerTests {
     func testNewClientsLearnTheDevicesStateAfterTheBanner() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let early = try RawClient(path: path)
-        _ = try early.expectBanner()
+        let early = try connectedClient()
         server.publish(status: StatusMessage(device: .audio, state: .started, message: "capturing from plughw:CARD=Device,DEV=0"))
         server.publish(status: StatusMessage(device: .video, state: .started, message: "capturing from /dev/video0"))
         server.publish(status: StatusMessage(device: .audio, state: .failed, message: "plughw:CARD=Device,DEV=0: No such device"))
         for _ in 0..<3 { guard case .status? = try early.readMessage() else { return XCTFail("expected STATUS") } }
 
         // A client connecting during the outage hears of it first thing: audio failed, video started.
-        let late = try RawClient(path: path)
-        _ = try late.expectBanner()
+        let late = try connectedClient()
         guard case let .status(audio)? = try late.readMessage(), case let .status(video)? = try late.readMessage() else {
             return XCTFail("expected a STATUS per device after the banner")
         }
@@ -96,8 +93,7 @@ extension SocketServerTests {
         XCTAssertEqual(try late.readFrame().0?.seq, 7)
         // The server's own goodbye is not a device state.
         server.publish(status: StatusMessage(device: .server, state: .stopped, message: "test"))
-        let third = try RawClient(path: path)
-        _ = try third.expectBanner()
+        let third = try connectedClient()
         let states = try (0..<2).map { _ -> StatusMessage in
             guard case let .status(status)? = try third.readMessage() else { throw RawClient.Timeout() }
             return status
@@ -110,8 +106,7 @@ extension SocketServerTests {
     func testClientWithoutDeviceStatesGetsOnlyTheBanner() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         server.publish(SocketTest.report(1))
         let (frame, skipped) = try client.readFrame()
         XCTAssertEqual(frame?.seq, 1)

@@ -22,6 +22,13 @@ final class SocketServerTests: XCTestCase {
                                       logger: SocketTest.logger)
     }
 
+    /// A client of the server at `path` that has read its banner.
+    func connectedClient() throws -> RawClient {
+        let client = try RawClient(path: path)
+        _ = try client.expectBanner()
+        return client
+    }
+
     // MARK: Connecting and receiving
 
     func testBannerOnConnect() throws {
@@ -59,8 +66,7 @@ final class SocketServerTests: XCTestCase {
     func testFrameContent() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         let before = Date()
         let report = SocketTest.report(42)
         server.publish(report)
@@ -93,8 +99,7 @@ final class SocketServerTests: XCTestCase {
     func testStuckClientNeverSlowsPublisherOrOthers() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let stuck = try RawClient(path: path)
-        _ = try stuck.expectBanner()
+        let stuck = try connectedClient()
         XCTAssertEqual(try stuck.watch(maps: true), WatchMessage(enable: true, maps: true))
         let readers = try (0..<2).map { _ in try RawClient(path: path) }
         for reader in readers { _ = try reader.expectBanner() }
@@ -177,14 +182,12 @@ final class SocketServerTests: XCTestCase {
     func testClientDisconnectingMidLineIsCleanedUp() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         client.send("{\"class\":\"WAT")
         client.close()
         SocketTest.waitUntil("cleanup") { server.connectedClients == 0 }
         server.publish(SocketTest.report(1))
-        let next = try RawClient(path: path)
-        _ = try next.expectBanner()
+        let next = try connectedClient()
         next.send("{\"class\":\"POLL\"}\n")
         XCTAssertEqual(try next.readFrame().0?.seq, 1)
     }
@@ -192,11 +195,9 @@ final class SocketServerTests: XCTestCase {
     func testClientDisconnectingWhileServerWritesIsCleanedUp() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let leaving = try RawClient(path: path)
-        _ = try leaving.expectBanner()
+        let leaving = try connectedClient()
         _ = try leaving.watch(maps: true)
-        let staying = try RawClient(path: path)
-        _ = try staying.expectBanner()
+        let staying = try connectedClient()
         // Fill the leaving client's socket so the server has bytes in flight for it when it goes.
         var seq: UInt64 = 0
         SocketTest.waitUntil("a backlog for the leaving client") {
@@ -225,10 +226,8 @@ final class SocketServerTests: XCTestCase {
     func testGarbageGetsErrorsAndServerKeepsServing() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let bad = try RawClient(path: path)
-        let good = try RawClient(path: path)
-        _ = try bad.expectBanner()
-        _ = try good.expectBanner()
+        let bad = try connectedClient()
+        let good = try connectedClient()
         let garbage = ["hello", "{\"class\":\"NOPE\"}", "{\"class\":\"WATCH\",\"maps\":\"yes\"}", "[1,2]", "{\"maps\":true}",
                        "{\"class\":42}", "\u{1}\u{2}\u{ff}"]
         for line in garbage { bad.send(line + "\n") }
@@ -252,10 +251,8 @@ final class SocketServerTests: XCTestCase {
     func testOverlongLineGetsErrorAndHangUp() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let bad = try RawClient(path: path)
-        let good = try RawClient(path: path)
-        _ = try bad.expectBanner()
-        _ = try good.expectBanner()
+        let bad = try connectedClient()
+        let good = try connectedClient()
         bad.send(String(repeating: "x", count: SoundlocProtocol.maxLineLength + 100))
         guard case let .error(e)? = try bad.readMessage() else { return XCTFail("expected ERROR") }
         XCTAssertTrue(e.message.contains("longer than 4096"), e.message)
@@ -268,8 +265,7 @@ final class SocketServerTests: XCTestCase {
     func testLineOfExactlyTheLimitIsAccepted() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         let command = "{\"class\":\"WATCH\",\"maps\":true}"
         client.send(command + String(repeating: " ", count: SoundlocProtocol.maxLineLength - command.utf8.count) + "\n")
         guard case let .watch(echo)? = try client.readMessage() else { return XCTFail("expected WATCH") }
@@ -281,10 +277,8 @@ final class SocketServerTests: XCTestCase {
     func testMapsOnlyForClientsThatAsk() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let withMaps = try RawClient(path: path)
-        let without = try RawClient(path: path)
-        _ = try withMaps.expectBanner()
-        _ = try without.expectBanner()
+        let withMaps = try connectedClient()
+        let without = try connectedClient()
         XCTAssertEqual(try withMaps.watch(maps: true), WatchMessage(enable: true, maps: true))
         let report = SocketTest.report(1, maps: true)
         server.publish(report)
@@ -313,8 +307,7 @@ final class SocketServerTests: XCTestCase {
     func testWatchDisablePausesFrames() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         XCTAssertEqual(try client.watch(enable: false), WatchMessage(enable: false, maps: false))
         server.publish(SocketTest.report(1))
         // Everything before the next echo must be free of FRAMEs.
@@ -333,8 +326,7 @@ final class SocketServerTests: XCTestCase {
     func testPoll() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         client.send("{\"class\":\"POLL\"}\n")
         guard case let .error(e)? = try client.readMessage() else { return XCTFail("expected ERROR before any frame") }
         XCTAssertTrue(e.message.contains("no frame"))
@@ -357,10 +349,8 @@ final class SocketServerTests: XCTestCase {
     func testStatusGoesToEveryClient() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let watching = try RawClient(path: path)
-        let paused = try RawClient(path: path)
-        _ = try watching.expectBanner()
-        _ = try paused.expectBanner()
+        let watching = try connectedClient()
+        let paused = try connectedClient()
         _ = try paused.watch(enable: false)
         server.publish(status: StatusMessage(device: .audio, state: .failed, message: "plughw:1,0: No such device"))
         for client in [watching, paused] {
@@ -412,8 +402,7 @@ final class SocketServerTests: XCTestCase {
 
         let server = try startServer()
         defer { server.shutdown() }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        _ = try connectedClient()
     }
 
     func testLiveServerIsNotReplaced() throws {
@@ -423,8 +412,7 @@ final class SocketServerTests: XCTestCase {
             XCTAssertEqual(error as? SocketServerError, .alreadyServing(path: path))
             XCTAssertEqual("\(error)", "another soundloc is serving \(path)")
         }
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        _ = try connectedClient()
     }
 
     func testPathThatIsNotASocketIsNeverDeleted() throws {
@@ -456,8 +444,7 @@ final class SocketServerTests: XCTestCase {
 
     func testShutdownSaysGoodbyeAndRemovesTheSocket() throws {
         let server = try startServer()
-        let client = try RawClient(path: path)
-        _ = try client.expectBanner()
+        let client = try connectedClient()
         SocketTest.waitUntil("registration") { server.connectedClients == 1 }
         server.shutdown()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
@@ -612,8 +599,7 @@ extension SocketServerTests {
     func testConnectionChurnLeavesNoClientBehind() throws {
         let server = try startServer()
         defer { server.shutdown() }
-        let reader = try RawClient(path: path)
-        _ = try reader.expectBanner()
+        let reader = try connectedClient()
         // Four threads connect and hang up at once, 2000 times in all, while frames are being published.
         let churn = DispatchGroup()
         let made = Tally()
@@ -643,8 +629,7 @@ extension SocketServerTests {
             if frame.seq == seq { break }
         }
         XCTAssertEqual(expected, seq + 1)
-        let late = try RawClient(path: path)
-        _ = try late.expectBanner()
+        let late = try connectedClient()
         reader.close()
         late.close()
         SocketTest.waitUntil("the last clients to be released") { server.retainedClientObjects == 0 }
@@ -670,8 +655,7 @@ extension SocketServerTests {
         // A slot frees when a client leaves, and the admitted ones keep getting frames.
         admitted[0].close()
         SocketTest.waitUntil("the slot to free") { server.connectedClients == 2 }
-        let next = try RawClient(path: path)
-        _ = try next.expectBanner()
+        let next = try connectedClient()
         server.publish(SocketTest.report(7))
         for client in [admitted[1], admitted[2], next] { XCTAssertEqual(try client.readFrame().0?.seq, 7) }
     }
