@@ -43,63 +43,53 @@ final class VividCaptureIntegrationTests: XCTestCase {
     /// The appliance itself in the VM: `soundloc run` on the vivid camera and the loopback card with the
     /// tiny model, publishing on its socket, stopping by itself after 12 processed frames.
     func testApplianceRunsInVMOnRealDrivers() throws {
-        #if os(Linux) && arch(x86_64)
-        guard Self.onPath("qemu-system-x86_64") else {
-            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        try Self.inVM {
+            let (result, report) = try Self.runInVM(config: Self.servingConfig, ["run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose"])
+            XCTAssertEqual(result.status, 0, report)
+            XCTAssertTrue(result.output.contains("serving"), report)
+            // One published line per processed frame (printed after publishing), numbered 1...12.
+            for sequence in 1...12 { XCTAssertTrue(result.output.contains("#\(sequence) "), "frame \(sequence) missing\n\(report)") }
+            XCTAssertNotNil(result.output.range(of: #"frames: \d+ captured, 12 processed"#, options: .regularExpression), report)
+            XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
         }
-        let (result, report) = try Self.runInVM(config: Self.servingConfig, ["run", "--config", "/opt/test/vm.yaml", "--frames", "12", "--verbose"])
-        XCTAssertEqual(result.status, 0, report)
-        XCTAssertTrue(result.output.contains("serving"), report)
-        // One published line per processed frame (printed after publishing), numbered 1...12.
-        for sequence in 1...12 { XCTAssertTrue(result.output.contains("#\(sequence) "), "frame \(sequence) missing\n\(report)") }
-        XCTAssertNotNil(result.output.range(of: #"frames: \d+ captured, 12 processed"#, options: .regularExpression), report)
-        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
-        #else
-        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
-        #endif
     }
 
     /// `soundloc check` on real drivers: the loopback card found by its stable name in /proc/asound, both devices
     /// opened, then two seconds of live capture: vivid's frame rate, and the level of a loopback nobody plays into,
     /// which is digital silence: the one problem, said as such.
     func testCheckInVMFindsTheDevicesAndMeasuresThemLive() throws {
-        #if os(Linux) && arch(x86_64)
-        guard Self.onPath("qemu-system-x86_64") else {
-            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        try Self.inVM {
+            let (result, report) = try Self.runInVM(config: """
+                board: qemu-vivid
+                audio:
+                  pcm: "plughw:CARD=Loopback,DEV=1"
+                video:
+                  device: /dev/video0
+                  width: 640
+                  height: 480
+                  fps: 30
+                model:
+                  path: /opt/test/model.safetensors
+                engine:
+                  threads: 1
+                pipeline:
+                  max_fps: 10
+                output:
+                  socket: /tmp/soundloc.sock
+                """, ["check", "--config", "/opt/test/vm.yaml", "--seconds", "2"])
+            XCTAssertEqual(result.status, 1, report)
+            for pattern in [
+                #"ok: audio\.pcm: plughw:CARD=Loopback,DEV=1 \(card \d 'Loopback': Loopback, device 1\) opened: 16000 Hz mono"#,
+                #"ok: video\.device: /dev/video0 opened: .* 640x480 RGB24 from "#,
+                #"live: video\.device: \d+\.\d\d fps over \d\.\d s \(\d+ frames, \d+ dropped by the driver\), 640x480"#,
+                #"live: audio\.pcm: 2\.0 s at 16000 Hz: RMS -inf dBFS"#,
+                #"/opt/test/vm\.yaml: audio\.pcm: the microphone delivers digital silence"#,
+                #"check: 1 problem in /opt/test/vm\.yaml"#,
+            ] {
+                XCTAssertNotNil(result.output.range(of: pattern, options: .regularExpression), "missing /\(pattern)/\n\(report)")
+            }
+            XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
         }
-        let (result, report) = try Self.runInVM(config: """
-            board: qemu-vivid
-            audio:
-              pcm: "plughw:CARD=Loopback,DEV=1"
-            video:
-              device: /dev/video0
-              width: 640
-              height: 480
-              fps: 30
-            model:
-              path: /opt/test/model.safetensors
-            engine:
-              threads: 1
-            pipeline:
-              max_fps: 10
-            output:
-              socket: /tmp/soundloc.sock
-            """, ["check", "--config", "/opt/test/vm.yaml", "--seconds", "2"])
-        XCTAssertEqual(result.status, 1, report)
-        for pattern in [
-            #"ok: audio\.pcm: plughw:CARD=Loopback,DEV=1 \(card \d 'Loopback': Loopback, device 1\) opened: 16000 Hz mono"#,
-            #"ok: video\.device: /dev/video0 opened: .* 640x480 RGB24 from "#,
-            #"live: video\.device: \d+\.\d\d fps over \d\.\d s \(\d+ frames, \d+ dropped by the driver\), 640x480"#,
-            #"live: audio\.pcm: 2\.0 s at 16000 Hz: RMS -inf dBFS"#,
-            #"/opt/test/vm\.yaml: audio\.pcm: the microphone delivers digital silence"#,
-            #"check: 1 problem in /opt/test/vm\.yaml"#,
-        ] {
-            XCTAssertNotNil(result.output.range(of: pattern, options: .regularExpression), "missing /\(pattern)/\n\(report)")
-        }
-        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
-        #else
-        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
-        #endif
     }
 
     /// Fault injection on real drivers (Tools/qemu/fault-injection.sh in the guest): while `soundloc run` serves a
@@ -107,31 +97,26 @@ final class VividCaptureIntegrationTests: XCTestCase {
     /// again, then the sound card's. The client must be told of each loss and recovery once, keep its one connection,
     /// and get frames again after both; `run` must still stop cleanly on SIGTERM.
     func testRunSurvivesUnloadingAndReloadingBothDrivers() throws {
-        #if os(Linux) && arch(x86_64)
-        guard Self.onPath("qemu-system-x86_64") else {
-            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        try Self.inVM {
+            let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/fault-injection.sh").path
+            let (result, report) = try Self.runInVM(config: Self.servingConfig, ["2"], script: script, timeout: 600)
+            XCTAssertEqual(result.status, 0, report)
+            for (device, module) in [("video", "vivid"), ("audio", "snd_aloop")] {
+                XCTAssertNotNil(result.output.range(of: "fault: \(device): unbound .* the client was told: status: [0-9:]+ \(device) failed: ",
+                                                    options: .regularExpression), report)
+                XCTAssertTrue(result.output.contains("fault: \(device): \(module) unloaded"), report)
+                XCTAssertNotNil(result.output.range(of: "fault: \(device): \(module) loaded again; the client was told: status: [0-9:]+ "
+                                                    + "\(device) recovered", options: .regularExpression), report)
+            }
+            // One STATUS per outage, however many reopen attempts it took.
+            let watchLines = result.output.split(separator: "\n").filter { $0.hasPrefix("status: ") }
+            for device in ["video", "audio"] {
+                XCTAssertEqual(watchLines.filter { $0.contains(" \(device) failed: ") }.count, 1, report)
+                XCTAssertEqual(watchLines.filter { $0.contains(" \(device) recovered") }.count, 1, report)
+            }
+            XCTAssertTrue(result.output.contains("fault: OK: both devices lost and recovered"), report)
+            XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
         }
-        let script = CLI.repositoryRoot.appendingPathComponent("Tools/qemu/fault-injection.sh").path
-        let (result, report) = try Self.runInVM(config: Self.servingConfig, ["2"], script: script, timeout: 600)
-        XCTAssertEqual(result.status, 0, report)
-        for (device, module) in [("video", "vivid"), ("audio", "snd_aloop")] {
-            XCTAssertNotNil(result.output.range(of: "fault: \(device): unbound .* the client was told: status: [0-9:]+ \(device) failed: ",
-                                                options: .regularExpression), report)
-            XCTAssertTrue(result.output.contains("fault: \(device): \(module) unloaded"), report)
-            XCTAssertNotNil(result.output.range(of: "fault: \(device): \(module) loaded again; the client was told: status: [0-9:]+ "
-                                                + "\(device) recovered", options: .regularExpression), report)
-        }
-        // One STATUS per outage, however many reopen attempts it took.
-        let watchLines = result.output.split(separator: "\n").filter { $0.hasPrefix("status: ") }
-        for device in ["video", "audio"] {
-            XCTAssertEqual(watchLines.filter { $0.contains(" \(device) failed: ") }.count, 1, report)
-            XCTAssertEqual(watchLines.filter { $0.contains(" \(device) recovered") }.count, 1, report)
-        }
-        XCTAssertTrue(result.output.contains("fault: OK: both devices lost and recovered"), report)
-        XCTAssertTrue(result.output.contains("guest powered off cleanly"), report)
-        #else
-        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
-        #endif
     }
 
     /// `soundloc run` in the VM: the vivid camera at 320x180, the loopback card, the tiny model, the socket in /tmp.
@@ -173,6 +158,18 @@ final class VividCaptureIntegrationTests: XCTestCase {
         if let script { environment["SOUNDLOC_VM_SCRIPT"] = script }
         let result = try run(harness.path, [CLI.executable.path] + arguments, environment: environment)
         return (result, "run-in-vm.sh exited \(result.status); its output ends:\n" + String(result.output.suffix(4000)))
+    }
+
+    /// Runs `body` where the VM harness can run (an x86-64 Linux host with QEMU); fails without QEMU, skips elsewhere.
+    private static func inVM(_ body: () throws -> Void) throws {
+        #if os(Linux) && arch(x86_64)
+        guard onPath("qemu-system-x86_64") else {
+            return XCTFail("qemu-system-x86_64 not installed: run `sudo Tools/setup.sh --test`")
+        }
+        try body()
+        #else
+        throw XCTSkip("the QEMU harness boots Debian's amd64 kernel; run it on an x86-64 host")
+        #endif
     }
 
     private static func onPath(_ tool: String) -> Bool {
