@@ -59,24 +59,8 @@ final class VividCaptureIntegrationTests: XCTestCase {
     /// which is digital silence: the one problem, said as such.
     func testCheckInVMFindsTheDevicesAndMeasuresThemLive() throws {
         try Self.inVM {
-            let (result, report) = try Self.runInVM(config: """
-                board: qemu-vivid
-                audio:
-                  pcm: "plughw:CARD=Loopback,DEV=1"
-                video:
-                  device: /dev/video0
-                  width: 640
-                  height: 480
-                  fps: 30
-                model:
-                  path: /opt/test/model.safetensors
-                engine:
-                  threads: 1
-                pipeline:
-                  max_fps: 10
-                output:
-                  socket: /tmp/soundloc.sock
-                """, ["check", "--config", "/opt/test/vm.yaml", "--seconds", "2"])
+            let (result, report) = try Self.runInVM(config: Self.config(pcm: "plughw:CARD=Loopback,DEV=1", width: 640, height: 480),
+                                                    ["check", "--config", "/opt/test/vm.yaml", "--seconds", "2"])
             XCTAssertEqual(result.status, 1, report)
             for pattern in [
                 #"ok: audio\.pcm: plughw:CARD=Loopback,DEV=1 \(card \d 'Loopback': Loopback, device 1\) opened: 16000 Hz mono"#,
@@ -120,14 +104,18 @@ final class VividCaptureIntegrationTests: XCTestCase {
     }
 
     /// `soundloc run` in the VM: the vivid camera at 320x180, the loopback card, the tiny model, the socket in /tmp.
-    private static let servingConfig = """
+    private static let servingConfig = config(pcm: "hw:Loopback,1,0", width: 320, height: 180, socketMode: "0660")
+
+    /// A configuration for the VM: the vivid camera at `width`x`height`, the loopback card as `pcm`, the tiny model.
+    private static func config(pcm: String, width: Int, height: Int, socketMode: String? = nil) -> String {
+        """
         board: qemu-vivid
         audio:
-          pcm: "hw:Loopback,1,0"
+          pcm: "\(pcm)"
         video:
           device: /dev/video0
-          width: 320
-          height: 180
+          width: \(width)
+          height: \(height)
           fps: 30
         model:
           path: /opt/test/model.safetensors
@@ -137,8 +125,9 @@ final class VividCaptureIntegrationTests: XCTestCase {
           max_fps: 10
         output:
           socket: /tmp/soundloc.sock
-          socket_mode: "0660"
-        """
+
+        """ + (socketMode.map { "  socket_mode: \"\($0)\"\n" } ?? "")
+    }
 
     /// Runs the built `soundloc` with `arguments` in the VM (or, with `script`, `sh SCRIPT SOUNDLOC ARGUMENTS...`), with
     /// the engine's tiny model at /opt/test/model.safetensors and `config` at /opt/test/vm.yaml; the result and a
