@@ -127,14 +127,8 @@ public final class DSOLModel {
     public func setThreads(_ n: Int) {
         // One pool for both trunks: its workers stay warm from one network to the next.
         let pool = n > 1 ? WorkerPool(parts: n) : nil
-        switch trunks {
-        case .int8(let v, let a, _):
-            v.use(pool: pool)
-            a.use(pool: pool)
-        case .fp32(let v, let a):
-            v.use(pool: pool)
-            a.use(pool: pool)
-        }
+        vision.use(pool: pool)
+        audio.use(pool: pool)
     }
 
     /// The fp32 trunks, for calibration (nil for an int8 model).

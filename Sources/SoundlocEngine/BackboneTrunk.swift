@@ -6,4 +6,6 @@ public protocol BackboneTrunk: AnyObject {
     func profile() -> [(layer: String, seconds: Double)]
     /// Pointers to every buffer the trunk owns (tests check they never change).
     var bufferAddresses: [UnsafeMutableRawPointer] { get }
+    /// Splits the work over `pool` (shared with other networks; nil: this thread only). Not while running.
+    func use(pool: WorkerPool?)
 }

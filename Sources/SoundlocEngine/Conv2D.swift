@@ -109,9 +109,7 @@ public final class Conv2D {
     /// is added to (so a block's shortcut costs no separate pass). `relu` clamps after the bias.
     public func callAsFunction(_ input: Tensor, into output: Tensor, workspace: UnsafeMutablePointer<Float>?,
                                relu: Bool, accumulate: Bool = false) {
-        for phase in 0..<phaseCount(input, parts: 1) {
-            run(input, into: output, workspace: workspace, relu: relu, accumulate: accumulate, phase: phase, part: 0, of: 1)
-        }
+        run(input, into: output, workspace: workspace, relu: relu, accumulate: accumulate, phase: 0, part: 0, of: 1)
     }
 
     /// Whether `parts` pieces split the output's rows (pixels or Winograd tiles: each piece builds and multiplies
@@ -195,25 +193,22 @@ public final class Conv2D {
         let w = input.width, h = input.height
         for row in rows {
             let oy = row / outWidth, ox = row % outWidth
-            let iy0 = oy * stride - padding
-            do {
-                let ix0 = ox * stride - padding
-                var dst = ws + row * rowLength
-                // Taps kx in [kxBegin, kxEnd) fall inside the image; they are contiguous in NHWC.
-                let kxBegin = max(0, -ix0)
-                let kxEnd = min(kw, w - ix0)
-                for ky in 0..<kh {
-                    let iy = iy0 + ky
-                    if iy < 0 || iy >= h || kxEnd <= kxBegin {
-                        dst.update(repeating: 0, count: kw * cin)
-                    } else {
-                        if kxBegin > 0 { dst.update(repeating: 0, count: kxBegin * cin) }
-                        (dst + kxBegin * cin).update(from: input.data + (iy * w + ix0 + kxBegin) * cin,
-                                                     count: (kxEnd - kxBegin) * cin)
-                        if kxEnd < kw { (dst + kxEnd * cin).update(repeating: 0, count: (kw - kxEnd) * cin) }
-                    }
-                    dst += kw * cin
+            let iy0 = oy * stride - padding, ix0 = ox * stride - padding
+            var dst = ws + row * rowLength
+            // Taps kx in [kxBegin, kxEnd) fall inside the image; they are contiguous in NHWC.
+            let kxBegin = max(0, -ix0)
+            let kxEnd = min(kw, w - ix0)
+            for ky in 0..<kh {
+                let iy = iy0 + ky
+                if iy < 0 || iy >= h || kxEnd <= kxBegin {
+                    dst.update(repeating: 0, count: kw * cin)
+                } else {
+                    if kxBegin > 0 { dst.update(repeating: 0, count: kxBegin * cin) }
+                    (dst + kxBegin * cin).update(from: input.data + (iy * w + ix0 + kxBegin) * cin,
+                                                 count: (kxEnd - kxBegin) * cin)
+                    if kxEnd < kw { (dst + kxEnd * cin).update(repeating: 0, count: (kw - kxEnd) * cin) }
                 }
+                dst += kw * cin
             }
         }
     }

@@ -56,14 +56,6 @@ final class Winograd3x3 {
         16 * Self.tiles(height: height, width: width) * (inChannels + outChannels)
     }
 
-    /// output = conv(input) + bias (+ output's previous contents when `accumulate`), then ReLU if `relu`.
-    func run(_ input: Tensor, into output: Tensor, bias: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>,
-             relu: Bool, accumulate: Bool) {
-        let tiles = 0..<Self.tiles(height: input.height, width: input.width)
-        transformInput(input, workspace: workspace, tiles: tiles)
-        finish(into: output, bias: bias, workspace: workspace, tiles: tiles, columns: 0..<outChannels, relu: relu, accumulate: accumulate)
-    }
-
     /// First step, for the tiles `tiles` (raster order) only: V_ξ[t, c] = (Bᵀ d B)_ξ over each tile's 4×4 input patch d,
     /// into the workspace's first part. Disjoint tile ranges may run concurrently.
     func transformInput(_ input: Tensor, workspace: UnsafeMutablePointer<Float>, tiles: Range<Int>) {

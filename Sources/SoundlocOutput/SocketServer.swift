@@ -237,15 +237,21 @@ public final class SocketServer: Sendable {
     private func handOff(_ work: @escaping @Sendable (ServerCore) -> Void) -> Bool {
         gate.withLock { gate in
             guard case .serving = gate.phase else { return false }
-            let skipped = gate.skipped
-            gate.skipped = 0
-            let core = self.core
-            loop.execute {
-                let server = core.value
-                server.countSkipped(skipped)
-                work(server)
-            }
+            loop.execute(loopTask(&gate, work))
             return true
+        }
+    }
+
+    /// `work` as a task for the loop that first counts the FRAMEs dropped since the last hand-off (taken from
+    /// `gate`, so build it under the gate's lock and hand it over before releasing it: tasks keep their order).
+    private func loopTask<T>(_ gate: inout Gate, _ work: @escaping @Sendable (ServerCore) -> T) -> @Sendable () -> T {
+        let skipped = gate.skipped
+        gate.skipped = 0
+        let core = self.core
+        return {
+            let server = core.value
+            server.countSkipped(skipped)
+            return work(server)
         }
     }
 
@@ -273,14 +279,7 @@ public final class SocketServer: Sendable {
         let (later, final): (EventLoopFuture<T>?, ServerCore.Counts?) = gate.withLock { gate in
             if case let .closed(counts) = gate.phase { return (nil, counts) }
             // Still serving or closing: the loop runs until shutdown has stored the final counts, after this task.
-            let skipped = gate.skipped
-            gate.skipped = 0
-            let core = self.core
-            return (loop.submit {
-                let server = core.value
-                server.countSkipped(skipped)
-                return read(server)
-            }, nil)
+            return (loop.submit(loopTask(&gate, read)), nil)
         }
         if let final { return closed(final) }
         return try! later!.wait()  // cannot fail: submit fails only on a loop already shut down, and this one is not
@@ -295,15 +294,8 @@ public final class SocketServer: Sendable {
         let closing: EventLoopFuture<ServerCore.Counts>? = gate.withLock { gate in
             guard case .serving = gate.phase else { return nil }
             gate.phase = .closing
-            let skipped = gate.skipped
-            gate.skipped = 0
-            let core = self.core
             let listener = serverChannel
-            return loop.flatSubmit {
-                let server = core.value
-                server.countSkipped(skipped)
-                return server.close(listener: listener)
-            }
+            return loop.flatSubmit(loopTask(&gate) { $0.close(listener: listener) })
         }
         guard let closing else { return }
         let counts = (try? closing.wait()) ?? ServerCore.Counts(admitted: 0, refused: 0)

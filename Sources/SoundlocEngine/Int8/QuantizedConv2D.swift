@@ -152,13 +152,10 @@ public final class QuantizedConv2D {
     /// `self.residual`.
     public func run(_ x: QTensor, into y: QTensor, residual r: UnsafePointer<UInt8>?, workspace: UnsafeMutablePointer<UInt8>?,
                     phase: Int = 0, part: Int, of parts: Int) {
-        func share(_ count: Int, quantum: Int) -> (Int, Int) {
-            let r = WorkerPool.share(count, part: part, of: parts, quantum: quantum)
-            return (r.lowerBound, r.upperBound)
-        }
+        func share(_ count: Int, quantum: Int) -> Range<Int> { WorkerPool.share(count, part: part, of: parts, quantum: quantum) }
         guard isWinograd else {
-            let (m0, m1) = share(y.pixels, quantum: max(1, Int8Kernels.tileRows))
-            run(x, into: y, residual: r, workspace: workspace, rows: m0, m1)
+            let rows = share(y.pixels, quantum: max(1, Int8Kernels.tileRows))
+            run(x, into: y, residual: r, workspace: workspace, rows: rows.lowerBound, rows.upperBound)
             return
         }
         guard let workspace else { preconditionFailure("a Winograd conv needs its workspace") }
@@ -168,12 +165,13 @@ public final class QuantizedConv2D {
             var rq = requantisation(residual: r)
             rc = soundloc_q8_wino_conv(flavor, packed, x.data, x.height, x.width, x.channels, zp, 0, (y.height + 1) / 2, &rq, y.data, workspace)
         } else if phase == 0 {
-            let (t0, t1) = share((y.height + 1) / 2, quantum: 1)
-            rc = soundloc_q8_wino_transform(flavor, packed, x.data, x.height, x.width, x.channels, zp, t0, t1, workspace)
+            let tileRows = share((y.height + 1) / 2, quantum: 1)
+            rc = soundloc_q8_wino_transform(flavor, packed, x.data, x.height, x.width, x.channels, zp, tileRows.lowerBound,
+                                            tileRows.upperBound, workspace)
         } else {
             var rq = requantisation(residual: r)
-            let (n0, n1) = share(outChannels, quantum: 16)
-            rc = soundloc_q8_wino_finish(flavor, packed, y.height, y.width, n0, n1, &rq, y.data, workspace)
+            let panel = share(outChannels, quantum: 16)
+            rc = soundloc_q8_wino_finish(flavor, packed, y.height, y.width, panel.lowerBound, panel.upperBound, &rq, y.data, workspace)
         }
         precondition(rc == SOUNDLOC_KERNELS_OK, "q8 Winograd conv failed with code \(rc)")
     }
